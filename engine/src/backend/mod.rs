@@ -1,0 +1,189 @@
+//! Backends run the Llama forward pass. One trait ([`Backend`]), one enum dispatch
+//! ([`AnyBackend`]), and a stub for every backend whose feature is off, so call sites carry no
+//! `cfg`.
+//!
+//! The trait is shaped for GPUs: weights are uploaded once ([`Backend::load`]); the KV cache and
+//! scratch are preallocated by [`Backend::reserve`] for a number of sequence slots and a KV
+//! capacity; a forward step takes token ids for several sequences (each at its own position)
+//! and returns logits only for the rows the caller keeps. Running out of memory is a
+//! recoverable [`BackendError::OutOfMemory`].
+
+pub mod cpu;
+mod cuda_stub;
+
+use thiserror::Error;
+
+use crate::model::ModelSource;
+use crate::trace::{AttnImpl, Dtype, Numerics};
+
+pub use cpu::CpuBackend;
+pub use cuda_stub::CudaBackend;
+
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("out of memory: {what} needs {requested_mb:.1} MB, {available_mb:.1} MB available (limit {limit})")]
+    OutOfMemory {
+        what: String,
+        requested_mb: f64,
+        available_mb: f64,
+        limit: String,
+    },
+    #[error("unsupported configuration: {0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("model: {0}")]
+    Model(#[from] crate::model::ModelError),
+    #[error("device error: {0}")]
+    Device(String),
+}
+
+/// How numbers are computed: the element type at DESIGN.md's rounding points, the attention
+/// implementation, and whether reductions must be batch-invariant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision {
+    pub dtype: Dtype,
+    pub attn: AttnImpl,
+    pub numerics: Numerics,
+}
+
+/// One sequence's part of a forward step.
+#[derive(Debug, Clone)]
+pub struct SeqChunk<'a> {
+    /// KV-cache slot of this sequence (0..slots from [`Backend::reserve`]).
+    pub slot: usize,
+    /// Position of `tokens[0]`; the cache must already hold positions 0..start of this slot.
+    pub start: usize,
+    pub tokens: &'a [u32],
+    /// Indices into `tokens` whose logits are returned, in increasing order.
+    pub keep: Vec<usize>,
+}
+
+/// What a backend reports about memory, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemoryStats {
+    /// What the backend holds now (weights + cache + scratch).
+    pub allocated: u64,
+    /// The allocator's high-water mark.
+    pub high_water: u64,
+    /// Bytes held by the device context before the model was loaded (GPU driver baseline).
+    pub baseline: u64,
+    /// Where the numbers come from, e.g. "rss" or "cuMemGetInfo".
+    pub source: &'static str,
+}
+
+pub trait Backend {
+    /// "cpu", "cuda", …
+    fn name(&self) -> &'static str;
+    /// The device in words (CPU model or GPU name).
+    fn device(&self) -> String;
+    /// Driver version, where there is one.
+    fn driver(&self) -> Option<String>;
+    /// Uploads the weights once, converted to the precision's dtype.
+    fn load(&mut self, model: &ModelSource, precision: Precision) -> Result<(), BackendError>;
+    /// Preallocates the KV cache for `slots` sequences of up to `max_ctx` positions, and the
+    /// scratch for forward steps. Out of memory here is the usual recoverable failure.
+    fn reserve(&mut self, slots: usize, max_ctx: usize) -> Result<(), BackendError>;
+    /// Runs one forward step; appends the kept rows' logits (`vocab` floats each, in `seqs`
+    /// order, then `keep` order) to `logits`.
+    fn forward(&mut self, seqs: &[SeqChunk<'_>], logits: &mut Vec<f32>)
+        -> Result<(), BackendError>;
+    /// Setup that must not be timed as prefill/decode (compilation, graph capture, warm-up).
+    fn warm_up(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    fn memory(&self) -> MemoryStats;
+}
+
+/// The backend chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Self, BackendError> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "cuda" => Ok(BackendKind::Cuda),
+            "hip" => Err(BackendError::Unsupported(
+                "the HIP backend is not built yet (use --backend cpu or cuda)".into(),
+            )),
+            other => Err(BackendError::Usage(format!(
+                "unknown backend `{other}` (known: cpu, cuda)"
+            ))),
+        }
+    }
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// Enum dispatch over the backends.
+pub enum AnyBackend {
+    Cpu(CpuBackend),
+    Cuda(CudaBackend),
+}
+
+impl AnyBackend {
+    /// Creates the backend; `mem_limit` caps what it may allocate (bytes).
+    pub fn new(kind: BackendKind, mem_limit: Option<u64>) -> Result<Self, BackendError> {
+        Ok(match kind {
+            BackendKind::Cpu => AnyBackend::Cpu(CpuBackend::new(mem_limit)),
+            BackendKind::Cuda => AnyBackend::Cuda(CudaBackend::new(mem_limit)?),
+        })
+    }
+
+    fn inner(&mut self) -> &mut dyn Backend {
+        match self {
+            AnyBackend::Cpu(b) => b,
+            AnyBackend::Cuda(b) => b,
+        }
+    }
+
+    fn inner_ref(&self) -> &dyn Backend {
+        match self {
+            AnyBackend::Cpu(b) => b,
+            AnyBackend::Cuda(b) => b,
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    fn name(&self) -> &'static str {
+        self.inner_ref().name()
+    }
+    fn device(&self) -> String {
+        self.inner_ref().device()
+    }
+    fn driver(&self) -> Option<String> {
+        self.inner_ref().driver()
+    }
+    fn load(&mut self, model: &ModelSource, precision: Precision) -> Result<(), BackendError> {
+        self.inner().load(model, precision)
+    }
+    fn reserve(&mut self, slots: usize, max_ctx: usize) -> Result<(), BackendError> {
+        self.inner().reserve(slots, max_ctx)
+    }
+    fn forward(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), BackendError> {
+        self.inner().forward(seqs, logits)
+    }
+    fn warm_up(&mut self) -> Result<(), BackendError> {
+        self.inner().warm_up()
+    }
+    fn memory(&self) -> MemoryStats {
+        self.inner_ref().memory()
+    }
+}

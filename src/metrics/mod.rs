@@ -1,0 +1,38 @@
+//! Numerics metrics of the analyzer: comparing a reference and a candidate logits row (and
+//! sequences of them), aggregating, and applying equivalence policies.
+//!
+//! Every statistic is computed in f64 from the stored f32 values. The hot path
+//! ([`compare_rows`]) allocates nothing and makes one pass over identical rows (bitwise
+//! compare + top-5) or two over differing ones (|Δ| + top-5, then the softmax sums for KL with
+//! a vectorised exp). Results never depend on the CPU's vector width or on the thread count.
+//! Presentation (tables, charts, text) lives elsewhere; only [`FailReason`]'s `Display`
+//! gives the one-line reason a verdict quotes.
+
+mod dtype;
+mod error;
+mod fastexp;
+mod kernels;
+mod ladder;
+mod nonfinite;
+mod policy;
+mod row;
+mod sequence;
+mod summary;
+mod topk;
+
+#[cfg(test)]
+mod tests;
+
+pub use dtype::{LogitDtype, NEAR_TIE_ULPS};
+pub use error::{MetricsError, ParseNameError};
+pub use fastexp::exp as fast_exp;
+pub use ladder::KlLadder;
+pub use nonfinite::{NonFinite, NonFiniteKind};
+pub use policy::{evaluate, FailReason, Overrides, Policy, PolicyOutcome, Thresholds};
+pub use row::{compare_rows, Flip, RowMetrics};
+pub use sequence::{
+    aggregate, compare_sequence, compare_sequences, compare_sequences_par, SequenceMetrics,
+    SequencePair,
+};
+pub use summary::{DiffAt, FlipAt, NonFiniteAt, RowRef, Side, Summary};
+pub use topk::{TopEntry, TopK, TOP_K};
