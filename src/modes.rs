@@ -185,7 +185,10 @@ mod tests {
         for name in names() {
             let m = preset(name).unwrap().matrix(true);
             assert_eq!(m.model, "smollm2-135m");
-            assert_eq!((m.dtype, m.backend.as_slice()), (Dtype::F32, &["cpu".to_string()][..]));
+            assert_eq!(
+                (m.dtype, m.backend.as_slice()),
+                (Dtype::F32, &["cpu".to_string()][..])
+            );
         }
         let m = preset("b3_81").unwrap().matrix(true);
         assert_eq!((m.ctx.as_slice(), m.gen, m.span), (&[128][..], 16, 8));
@@ -194,7 +197,10 @@ mod tests {
         assert_eq!((m.ctx.as_slice(), m.gen, m.span), (&[256][..], 16, 16));
         assert_eq!(m.batches, [1]);
         let m = preset("b3_89").unwrap().matrix(true);
-        assert_eq!((m.ctx.as_slice(), m.gen, m.span), (&[64, 128, 256][..], 1, 1));
+        assert_eq!(
+            (m.ctx.as_slice(), m.gen, m.span),
+            (&[64, 128, 256][..], 1, 1)
+        );
         assert_eq!(m.attn, [AttnImpl::Naive, AttnImpl::Flash]);
     }
 

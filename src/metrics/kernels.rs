@@ -1,10 +1,13 @@
 //! The hot loops over a pair of rows, written so LLVM vectorises them: fixed-width lane
 //! accumulators (so the summation order, hence every result bit, is the same whatever vector
-//! width a build or CPU uses), selects instead of branches, and a per-chunk "could anything
-//! enter the top-5?" test so the scalar top-k insertion runs only on rare chunks.
+//! width a build or CPU uses), selects instead of branches, and in the top-5 scan a per-chunk
+//! "could anything enter?" test so the scalar insertion runs only on rare chunks (kept out
+//! of the arithmetic loops, whose accumulators then stay in registers).
 //!
-//! Each kernel has `#[target_feature]` clones (AVX-512, AVX2) picked at run time; they all
-//! compile the same generic body, so results are bit-identical across them.
+//! Each kernel has `#[target_feature]` clones (AVX-512, AVX2, both with FMA) picked at run
+//! time; they all compile the same generic body, and its only fused operations are explicit
+//! `mul_add`s (exactly rounded by IEEE 754), so results are bit-identical across them and the
+//! portable body (which is slow where FMA is emulated: x86 CPUs older than 2013).
 
 use super::fastexp;
 use super::topk::TopK;
@@ -19,15 +22,16 @@ macro_rules! dispatch {
     ($body:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,fma")]
             fn avx512($($arg: $ty),*) -> $ret {
                 $body($($arg),*)
             }
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) -> $ret {
                 $body($($arg),*)
             }
             if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("avx512dq")
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512bw")
@@ -35,7 +39,9 @@ macro_rules! dispatch {
                 // SAFETY: the features the clone is compiled for were just detected.
                 return unsafe { avx512($($arg),*) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 // SAFETY: as above.
                 return unsafe { avx2($($arg),*) };
             }
@@ -44,19 +50,28 @@ macro_rules! dispatch {
     }};
 }
 
-/// Pass 1 over a differing pair: |Δ| statistics and both top-5 lists.
+/// Δ = r − c statistics of a pair of finite rows.
 pub(crate) struct DiffPass {
-    /// Σ|r − c| (NaN/Inf here ⟺ a non-finite value on either side).
+    /// Σ|Δ|.
     pub sum_abs: f64,
+    /// ΣΔ.
+    pub sum_signed: f64,
     pub max_abs: f64,
     /// Lowest id reaching `max_abs`.
     pub max_abs_id: usize,
-    pub top_ref: TopK,
-    pub top_cand: TopK,
 }
 
-/// Pass 2 sums with shifts m_r, m_c: Σe_r, Σe_c, Σe_r·(r − c), e = exp(x − m).
-pub(crate) struct ExpPass {
+/// Pass 2 sums for the cancellation-free KL form, with e = exp(r − shift_ref),
+/// x = (c − r) + offset, g = expm1(x): Σe, Σe·(g − x), Σe·g.
+pub(crate) struct KlSums {
+    pub sum_exp: f64,
+    pub sum_exp_excess: f64,
+    pub sum_exp_m1: f64,
+}
+
+/// Pass 2 sums for the log-sum-exp KL form, with e = exp(x − shift) per side:
+/// Σe_r, Σe_c, Σe_r·(r − c).
+pub(crate) struct LseSums {
     pub sum_exp_ref: f64,
     pub sum_exp_cand: f64,
     pub weighted_diff: f64,
@@ -83,9 +98,9 @@ pub(crate) fn bits_equal(r: &[f32], c: &[f32]) -> bool {
         .all(|(a, b)| a.to_bits() == b.to_bits())
 }
 
-/// One pass over a row known to equal its partner: top-5 and "any non-finite value?".
-pub(crate) fn scan_identical(r: &[f32]) -> (TopK, bool) {
-    dispatch!(scan_identical_body(r: &[f32]) -> (TopK, bool))
+/// One pass over a row: its top-5 and "any non-finite value?".
+pub(crate) fn scan_row(r: &[f32]) -> (TopK, bool) {
+    dispatch!(scan_row_body(r: &[f32]) -> (TopK, bool))
 }
 
 pub(crate) fn diff_pass(r: &[f32], c: &[f32]) -> DiffPass {
@@ -93,9 +108,14 @@ pub(crate) fn diff_pass(r: &[f32], c: &[f32]) -> DiffPass {
     dispatch!(diff_pass_body(r: &[f32], c: &[f32]) -> DiffPass)
 }
 
-pub(crate) fn exp_pass(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> ExpPass {
+pub(crate) fn kl_pass(r: &[f32], c: &[f32], shift_ref: f64, offset: f64) -> KlSums {
     debug_assert_eq!(r.len(), c.len());
-    dispatch!(exp_pass_body(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> ExpPass)
+    dispatch!(kl_pass_body(r: &[f32], c: &[f32], shift_ref: f64, offset: f64) -> KlSums)
+}
+
+pub(crate) fn lse_pass(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> LseSums {
+    debug_assert_eq!(r.len(), c.len());
+    dispatch!(lse_pass_body(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> LseSums)
 }
 
 /// Sums lanes in a fixed pairwise order.
@@ -122,7 +142,7 @@ fn any_above(chunk: &[f32; CHUNK], threshold: f32) -> bool {
 }
 
 #[inline(always)]
-fn scan_identical_body(r: &[f32]) -> (TopK, bool) {
+fn scan_row_body(r: &[f32]) -> (TopK, bool) {
     const EXP_MASK: u32 = 0x7f80_0000;
     let mut top = TopK::default();
     let mut non_finite = false;
@@ -149,45 +169,36 @@ fn scan_identical_body(r: &[f32]) -> (TopK, bool) {
 #[inline(always)]
 fn diff_pass_body(r: &[f32], c: &[f32]) -> DiffPass {
     let mut sum = [0.0f64; LANES];
-    // −1 so that the first |Δ| (≥ 0) of every lane records its index.
+    let mut signed = [0.0f64; LANES];
+    // −1 so that the first |Δ| (≥ 0) of every lane records its index. Ids are kept as f64
+    // (exact below 2^53) so the selects stay in one vector type.
     let mut best = [-1.0f64; LANES];
-    let mut best_id = [0u64; LANES];
-    let mut top_ref = TopK::default();
-    let mut top_cand = TopK::default();
-    let n = r.len();
-    let full = n / CHUNK * CHUNK;
-    for base in (0..full).step_by(CHUNK) {
-        let rc: &[f32; CHUNK] = r[base..base + CHUNK].try_into().expect("exact chunk");
-        let cc: &[f32; CHUNK] = c[base..base + CHUNK].try_into().expect("exact chunk");
-        for g in 0..CHUNK / LANES {
-            for l in 0..LANES {
-                let i = g * LANES + l;
-                let d = (f64::from(rc[i]) - f64::from(cc[i])).abs();
-                sum[l] += d;
-                let gt = d > best[l];
-                best[l] = if gt { d } else { best[l] };
-                best_id[l] = if gt { (base + i) as u64 } else { best_id[l] };
-            }
+    let mut best_id = [0.0f64; LANES];
+    let mut rc = r.chunks_exact(LANES);
+    let mut cc = c.chunks_exact(LANES);
+    let mut base = 0.0f64;
+    for (a, b) in (&mut rc).zip(&mut cc) {
+        for l in 0..LANES {
+            let delta = f64::from(a[l]) - f64::from(b[l]);
+            let d = delta.abs();
+            sum[l] += d;
+            signed[l] += delta;
+            let gt = d > best[l];
+            best[l] = if gt { d } else { best[l] };
+            best_id[l] = if gt { base + l as f64 } else { best_id[l] };
         }
-        if !top_ref.is_full() || any_above(rc, top_ref.threshold()) {
-            top_ref.offer_all(rc, base);
-        }
-        if !top_cand.is_full() || any_above(cc, top_cand.threshold()) {
-            top_cand.offer_all(cc, base);
-        }
+        base += LANES as f64;
     }
-    for i in full..n {
-        let l = i % LANES;
-        let d = (f64::from(r[i]) - f64::from(c[i])).abs();
+    for (l, (&a, &b)) in rc.remainder().iter().zip(cc.remainder()).enumerate() {
+        let delta = f64::from(a) - f64::from(b);
+        let d = delta.abs();
         sum[l] += d;
+        signed[l] += delta;
         if d > best[l] {
             best[l] = d;
-            best_id[l] = i as u64;
+            best_id[l] = base + l as f64;
         }
     }
-    top_ref.offer_all(&r[full..], full);
-    top_cand.offer_all(&c[full..], full);
-
     // Each lane kept its first maximum; the lowest id among lanes at the maximum wins.
     let (mut max_abs, mut max_abs_id) = (best[0], best_id[0]);
     for l in 1..LANES {
@@ -198,43 +209,98 @@ fn diff_pass_body(r: &[f32], c: &[f32]) -> DiffPass {
     }
     DiffPass {
         sum_abs: reduce(sum),
+        sum_signed: reduce(signed),
         max_abs: max_abs.max(0.0),
         max_abs_id: max_abs_id as usize,
-        top_ref,
-        top_cand,
+    }
+}
+
+/// Accumulators of [`kl_pass_body`], one per lane.
+struct KlLanes {
+    exp: [f64; LANES],
+    excess: [f64; LANES],
+    m1: [f64; LANES],
+}
+
+impl KlLanes {
+    // inline(always), not a closure: closures do not inherit the caller's target features.
+    #[inline(always)]
+    fn step(&mut self, l: usize, a: f32, b: f32, shift_ref: f64, offset: f64) {
+        let (x, y) = (f64::from(a), f64::from(b));
+        // x − shift ≤ 0 (shift = the row max); |d| ≤ 30 (the caller's precise-form bound).
+        let e = fastexp::exp_nonpositive(x - shift_ref);
+        let d = (y - x) + offset;
+        let g = fastexp::exp_m1_moderate(d);
+        self.exp[l] += e;
+        self.excess[l] += e * (g - d);
+        self.m1[l] += e * g;
     }
 }
 
 #[inline(always)]
-fn exp_pass_body(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> ExpPass {
-    let mut s_ref = [0.0f64; LANES];
-    let mut s_cand = [0.0f64; LANES];
-    let mut t = [0.0f64; LANES];
+fn kl_pass_body(r: &[f32], c: &[f32], shift_ref: f64, offset: f64) -> KlSums {
+    let mut acc = KlLanes {
+        exp: [0.0; LANES],
+        excess: [0.0; LANES],
+        m1: [0.0; LANES],
+    };
     let mut rc = r.chunks_exact(LANES);
     let mut cc = c.chunks_exact(LANES);
     for (a, b) in (&mut rc).zip(&mut cc) {
         for l in 0..LANES {
-            let x = f64::from(a[l]);
-            let y = f64::from(b[l]);
-            let ex = fastexp::exp(x - shift_ref);
-            let ey = fastexp::exp(y - shift_cand);
-            s_ref[l] += ex;
-            s_cand[l] += ey;
-            t[l] += ex * (x - y);
+            acc.step(l, a[l], b[l], shift_ref, offset);
         }
     }
     for (l, (&a, &b)) in rc.remainder().iter().zip(cc.remainder()).enumerate() {
-        let x = f64::from(a);
-        let y = f64::from(b);
-        let ex = fastexp::exp(x - shift_ref);
-        s_ref[l] += ex;
-        s_cand[l] += fastexp::exp(y - shift_cand);
-        t[l] += ex * (x - y);
+        acc.step(l, a, b, shift_ref, offset);
     }
-    ExpPass {
-        sum_exp_ref: reduce(s_ref),
-        sum_exp_cand: reduce(s_cand),
-        weighted_diff: reduce(t),
+    KlSums {
+        sum_exp: reduce(acc.exp),
+        sum_exp_excess: reduce(acc.excess),
+        sum_exp_m1: reduce(acc.m1),
+    }
+}
+
+/// Accumulators of [`lse_pass_body`], one per lane.
+struct LseLanes {
+    exp_ref: [f64; LANES],
+    exp_cand: [f64; LANES],
+    weighted: [f64; LANES],
+}
+
+impl LseLanes {
+    #[inline(always)]
+    fn step(&mut self, l: usize, a: f32, b: f32, shift_ref: f64, shift_cand: f64) {
+        let (x, y) = (f64::from(a), f64::from(b));
+        // Both shifts are their row's max: arguments ≤ 0.
+        let ex = fastexp::exp_nonpositive(x - shift_ref);
+        self.exp_ref[l] += ex;
+        self.exp_cand[l] += fastexp::exp_nonpositive(y - shift_cand);
+        self.weighted[l] += ex * (x - y);
+    }
+}
+
+#[inline(always)]
+fn lse_pass_body(r: &[f32], c: &[f32], shift_ref: f64, shift_cand: f64) -> LseSums {
+    let mut acc = LseLanes {
+        exp_ref: [0.0; LANES],
+        exp_cand: [0.0; LANES],
+        weighted: [0.0; LANES],
+    };
+    let mut rc = r.chunks_exact(LANES);
+    let mut cc = c.chunks_exact(LANES);
+    for (a, b) in (&mut rc).zip(&mut cc) {
+        for l in 0..LANES {
+            acc.step(l, a[l], b[l], shift_ref, shift_cand);
+        }
+    }
+    for (l, (&a, &b)) in rc.remainder().iter().zip(cc.remainder()).enumerate() {
+        acc.step(l, a, b, shift_ref, shift_cand);
+    }
+    LseSums {
+        sum_exp_ref: reduce(acc.exp_ref),
+        sum_exp_cand: reduce(acc.exp_cand),
+        weighted_diff: reduce(acc.weighted),
     }
 }
 
@@ -257,12 +323,18 @@ mod tests {
         let b = diff_pass_body(&r, &c);
         assert_eq!(a.sum_abs.to_bits(), b.sum_abs.to_bits());
         assert_eq!((a.max_abs, a.max_abs_id), (b.max_abs, b.max_abs_id));
-        assert_eq!((a.top_ref, a.top_cand), (b.top_ref, b.top_cand));
-        let e = exp_pass(&r, &c, 170.0, 170.0);
-        let f = exp_pass_body(&r, &c, 170.0, 170.0);
+        assert_eq!(a.sum_signed.to_bits(), b.sum_signed.to_bits());
+        let e = lse_pass(&r, &c, 170.0, 170.0);
+        let f = lse_pass_body(&r, &c, 170.0, 170.0);
         assert_eq!(e.sum_exp_ref.to_bits(), f.sum_exp_ref.to_bits());
         assert_eq!(e.weighted_diff.to_bits(), f.weighted_diff.to_bits());
-        assert_eq!(scan_identical(&r), scan_identical_body(&r));
+        let e = kl_pass(&r, &c, 170.0, 0.25);
+        let f = kl_pass_body(&r, &c, 170.0, 0.25);
+        assert!(r.iter().all(|&x| x <= 170.0) && e.sum_exp > 0.0);
+        assert_eq!(e.sum_exp.to_bits(), f.sum_exp.to_bits());
+        assert_eq!(e.sum_exp_excess.to_bits(), f.sum_exp_excess.to_bits());
+        assert_eq!(e.sum_exp_m1.to_bits(), f.sum_exp_m1.to_bits());
+        assert_eq!(scan_row(&r), scan_row_body(&r));
     }
 
     #[test]
@@ -282,7 +354,7 @@ mod tests {
         assert!((p.sum_abs - naive).abs() <= 1e-12 * naive);
         let mut t = TopK::default();
         t.offer_all(&r, 0);
-        assert_eq!(p.top_ref, t);
+        assert_eq!(scan_row(&r), (t, false));
     }
 
     #[test]

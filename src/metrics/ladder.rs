@@ -100,7 +100,10 @@ mod tests {
     fn ladder_small_sets() {
         assert_eq!(KlLadder::from_values(&[]), None);
         let l = KlLadder::from_values(&[0.5]).unwrap();
-        assert_eq!((l.mean, l.std_err, l.median, l.p1, l.p99_9), (0.5, 0.0, 0.5, 0.5, 0.5));
+        assert_eq!(
+            (l.mean, l.std_err, l.median, l.p1, l.p99_9),
+            (0.5, 0.0, 0.5, 0.5, 0.5)
+        );
         let l = KlLadder::from_values(&[1.0, 3.0]).unwrap();
         assert_eq!(l.median, 2.0);
         assert!((l.p10 - 1.2).abs() < 1e-12 && (l.p90 - 2.8).abs() < 1e-12);

@@ -12,6 +12,7 @@ mod dtype;
 mod error;
 mod fastexp;
 mod kernels;
+mod kl;
 mod ladder;
 mod nonfinite;
 mod policy;
@@ -25,7 +26,7 @@ mod tests;
 
 pub use dtype::{LogitDtype, NEAR_TIE_ULPS};
 pub use error::{MetricsError, ParseNameError};
-pub use fastexp::exp as fast_exp;
+pub use fastexp::{exp as fast_exp, exp_m1 as fast_exp_m1};
 pub use ladder::KlLadder;
 pub use nonfinite::{NonFinite, NonFiniteKind};
 pub use policy::{evaluate, FailReason, Overrides, Policy, PolicyOutcome, Thresholds};

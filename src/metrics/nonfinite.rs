@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::dtype::LogitDtype;
+use super::kl::kl_scalar;
 use super::row::{finish_row, RowMetrics};
 use super::topk::TopK;
 
@@ -83,36 +84,25 @@ impl NonFinite {
 /// Compares a pair of which at least one side holds NaN/Inf. Every statistic is taken over
 /// the ids where both sides are finite, and non-finite values never enter a top-5, so all
 /// numbers stay finite (and JSON-representable); the flags carry the failure.
-pub(crate) fn compare_non_finite(r: &[f32], c: &[f32], bit_exact: bool, dtype: LogitDtype) -> RowMetrics {
+pub(crate) fn compare_non_finite(
+    r: &[f32],
+    c: &[f32],
+    bit_exact: bool,
+    dtype: LogitDtype,
+) -> RowMetrics {
     let both_finite = |i: usize| r[i].is_finite() && c[i].is_finite();
     let mut compared = 0u32;
     let (mut sum_abs, mut max_abs, mut max_abs_id) = (0.0f64, 0.0f64, 0usize);
-    let (mut shift_ref, mut shift_cand) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
     for i in (0..r.len()).filter(|&i| both_finite(i)) {
-        let (x, y) = (f64::from(r[i]), f64::from(c[i]));
-        let d = (x - y).abs();
+        let d = (f64::from(r[i]) - f64::from(c[i])).abs();
         compared += 1;
         sum_abs += d;
         if d > max_abs {
             max_abs = d;
             max_abs_id = i;
         }
-        shift_ref = shift_ref.max(x);
-        shift_cand = shift_cand.max(y);
     }
-    let kl = if compared == 0 {
-        0.0
-    } else {
-        let (mut s_ref, mut s_cand, mut t) = (0.0f64, 0.0f64, 0.0f64);
-        for i in (0..r.len()).filter(|&i| both_finite(i)) {
-            let (x, y) = (f64::from(r[i]), f64::from(c[i]));
-            let e = (x - shift_ref).exp();
-            s_ref += e;
-            s_cand += (y - shift_cand).exp();
-            t += e * (x - y);
-        }
-        super::row::kl_from_sums(t, s_ref, s_cand, shift_ref, shift_cand)
-    };
+    let kl = kl_scalar(r, c, both_finite);
     let mut top_ref = TopK::default();
     top_ref.offer_finite(r);
     let mut top_cand = TopK::default();
@@ -123,7 +113,11 @@ pub(crate) fn compare_non_finite(r: &[f32], c: &[f32], bit_exact: bool, dtype: L
     m.sum_abs_diff = sum_abs;
     m.max_abs_diff = max_abs;
     m.max_abs_diff_id = max_abs_id as u32;
-    m.mean_abs_diff = if compared == 0 { 0.0 } else { sum_abs / f64::from(compared) };
+    m.mean_abs_diff = if compared == 0 {
+        0.0
+    } else {
+        sum_abs / f64::from(compared)
+    };
     m.kl = kl;
     m.non_finite_ref = NonFinite::scan(r);
     m.non_finite_cand = NonFinite::scan(c);
@@ -137,7 +131,8 @@ mod tests {
     #[test]
     fn scan_counts_kinds_and_first_id() {
         assert_eq!(NonFinite::scan(&[1.0, 2.0]), None);
-        let nf = NonFinite::scan(&[0.0, f32::NEG_INFINITY, f32::NAN, f32::INFINITY, f32::NAN]).unwrap();
+        let nf =
+            NonFinite::scan(&[0.0, f32::NEG_INFINITY, f32::NAN, f32::INFINITY, f32::NAN]).unwrap();
         assert_eq!((nf.nan, nf.pos_inf, nf.neg_inf, nf.count()), (2, 1, 1, 4));
         assert_eq!((nf.first_id, nf.first_kind), (1, NonFiniteKind::NegInf));
     }

@@ -173,9 +173,8 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
             first_position: first.position,
         });
     }
-    // `!(x <= limit)` so that a NaN threshold or value can never pass.
     if let Some(limit) = th.max_abs_diff {
-        if !(summary.max_abs_diff <= limit) {
+        if above(summary.max_abs_diff, limit) {
             reasons.push(FailReason::MaxAbsDiff {
                 value: summary.max_abs_diff,
                 limit,
@@ -185,7 +184,7 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
         }
     }
     if let Some(limit) = th.min_top1 {
-        if !(summary.top1_agreement >= limit) {
+        if above(limit, summary.top1_agreement) {
             reasons.push(FailReason::Top1 {
                 value: summary.top1_agreement,
                 limit,
@@ -195,7 +194,7 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
         }
     }
     if let Some(limit) = th.max_mean_kl {
-        if !(summary.mean_kl <= limit) {
+        if above(summary.mean_kl, limit) {
             reasons.push(FailReason::MeanKl {
                 value: summary.mean_kl,
                 limit,
@@ -222,6 +221,11 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
     }
 }
 
+/// `value > limit`, and true for NaN on either side so that NaN can never pass.
+fn above(value: f64, limit: f64) -> bool {
+    value > limit || value.is_nan() || limit.is_nan()
+}
+
 impl fmt::Display for FailReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origin = |policy: &Policy, overridden: bool| {
@@ -232,7 +236,14 @@ impl fmt::Display for FailReason {
             }
         };
         match self {
-            FailReason::NonFinite { sequence, position, side, kind, id, count } => {
+            FailReason::NonFinite {
+                sequence,
+                position,
+                side,
+                kind,
+                id,
+                count,
+            } => {
                 let side = match side {
                     Side::Reference => "reference",
                     Side::Candidate => "candidate",
@@ -247,31 +258,56 @@ impl fmt::Display for FailReason {
                 }
                 Ok(())
             }
-            FailReason::NotBitExact { rows, of, first_sequence, first_position } => {
+            FailReason::NotBitExact {
+                rows,
+                of,
+                first_sequence,
+                first_position,
+            } => {
                 write!(f, "{rows} of {of} rows not bit-identical (first at ")?;
                 if let Some(s) = first_sequence {
                     write!(f, "sequence {s} ")?;
                 }
                 write!(f, "position {first_position})")
             }
-            FailReason::MaxAbsDiff { value, limit, policy, overridden } => write!(
+            FailReason::MaxAbsDiff {
+                value,
+                limit,
+                policy,
+                overridden,
+            } => write!(
                 f,
                 "max |Δ| {} > {} ({})",
                 num(*value),
                 num(*limit),
                 origin(policy, *overridden)
             ),
-            FailReason::Top1 { value, limit, policy, overridden } => write!(
+            FailReason::Top1 {
+                value,
+                limit,
+                policy,
+                overridden,
+            } => write!(
                 f,
                 "top-1 agreement {} < {} ({})",
                 num(*value),
                 num(*limit),
                 origin(policy, *overridden)
             ),
-            FailReason::MeanKl { value, limit, policy } => {
+            FailReason::MeanKl {
+                value,
+                limit,
+                policy,
+            } => {
                 write!(f, "mean KL {} > {} ({policy})", num(*value), num(*limit))
             }
-            FailReason::FlipNotNearTie { sequence, position, ref_id, cand_id, gap } => {
+            FailReason::FlipNotNearTie {
+                sequence,
+                position,
+                ref_id,
+                cand_id,
+                gap,
+            } => {
                 write!(f, "flip at ")?;
                 if let Some(s) = sequence {
                     write!(f, "sequence {s} ")?;
@@ -336,11 +372,17 @@ mod tests {
 
     #[test]
     fn overrides_replace_or_add() {
-        let o = Overrides { atol: Some(0.1), min_top1: Some(0.9) };
+        let o = Overrides {
+            atol: Some(0.1),
+            min_top1: Some(0.9),
+        };
         let t = Policy::Fp32.thresholds(&o);
         assert_eq!((t.max_abs_diff, t.min_top1), (Some(0.1), Some(0.9)));
         let t = Policy::Exact.thresholds(&o);
         assert!(t.bit_exact);
-        assert_eq!(Policy::Fp16.thresholds(&Overrides::default()).min_top1, Some(0.995));
+        assert_eq!(
+            Policy::Fp16.thresholds(&Overrides::default()).min_top1,
+            Some(0.995)
+        );
     }
 }

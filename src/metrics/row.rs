@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::dtype::LogitDtype;
 use super::error::MetricsError;
-use super::kernels;
 use super::nonfinite::{compare_non_finite, NonFinite};
 use super::topk::{TopK, TOP_K};
+use super::{kernels, kl};
 
 /// The two argmaxes differ.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,7 +56,9 @@ impl RowMetrics {
 }
 
 /// Compares one pair of rows. `dtype` is the dtype the logits were computed in (near-ties).
-/// Allocates nothing; two passes over a differing pair, one over an identical one.
+/// Allocates nothing. Identical rows: a bitwise compare and one top-5 scan. Differing rows:
+/// top-5 scans, a |Δ| pass and the softmax pass for KL.
+/// KL is computed as [`kl`](super::kl) explains (accurate even for f32-noise differences).
 pub fn compare_rows(r: &[f32], c: &[f32], dtype: LogitDtype) -> Result<RowMetrics, MetricsError> {
     if r.len() != c.len() {
         return Err(MetricsError::LengthMismatch {
@@ -76,7 +78,7 @@ pub fn compare_rows(r: &[f32], c: &[f32], dtype: LogitDtype) -> Result<RowMetric
 /// [`compare_rows`] for rows already known to be equal-length, non-empty and u32-indexable.
 pub(crate) fn compare_checked(r: &[f32], c: &[f32], dtype: LogitDtype) -> RowMetrics {
     if kernels::bits_equal(r, c) {
-        let (top, non_finite) = kernels::scan_identical(r);
+        let (top, non_finite) = kernels::scan_row(r);
         if non_finite {
             return compare_non_finite(r, c, true, dtype);
         }
@@ -86,36 +88,46 @@ pub(crate) fn compare_checked(r: &[f32], c: &[f32], dtype: LogitDtype) -> RowMet
         m.compared = r.len() as u32;
         return m;
     }
-    let d = kernels::diff_pass(r, c);
-    if !d.sum_abs.is_finite() {
+    let (top_ref, bad_ref) = kernels::scan_row(r);
+    let (top_cand, bad_cand) = kernels::scan_row(c);
+    if bad_ref || bad_cand {
         return compare_non_finite(r, c, false, dtype);
     }
+    let d = kernels::diff_pass(r, c);
     // Finite rows: the argmax logit is the softmax shift that keeps every exp ≤ 1.
-    let shift_ref = f64::from(d.top_ref.as_slice()[0].logit);
-    let shift_cand = f64::from(d.top_cand.as_slice()[0].logit);
-    let e = kernels::exp_pass(r, c, shift_ref, shift_cand);
-    let mut m = finish_row(r, d.top_ref, d.top_cand, dtype);
+    let shift_ref = f64::from(top_ref.as_slice()[0].logit);
+    let offset = d.sum_signed / r.len() as f64;
+    let kl = if d.max_abs + offset.abs() <= kl::PRECISE_MAX_DELTA {
+        let s = kernels::kl_pass(r, c, shift_ref, offset);
+        kl::kl_precise(s.sum_exp, s.sum_exp_excess, s.sum_exp_m1)
+    } else {
+        let shift_cand = f64::from(top_cand.as_slice()[0].logit);
+        let s = kernels::lse_pass(r, c, shift_ref, shift_cand);
+        kl::kl_lse(
+            s.weighted_diff,
+            s.sum_exp_ref,
+            s.sum_exp_cand,
+            shift_ref,
+            shift_cand,
+        )
+    };
+    let mut m = finish_row(r, top_ref, top_cand, dtype);
     m.compared = r.len() as u32;
     m.sum_abs_diff = d.sum_abs;
     m.max_abs_diff = d.max_abs;
     m.max_abs_diff_id = d.max_abs_id as u32;
     m.mean_abs_diff = d.sum_abs / r.len() as f64;
-    m.kl = kl_from_sums(e.weighted_diff, e.sum_exp_ref, e.sum_exp_cand, shift_ref, shift_cand);
+    m.kl = kl;
     m
 }
 
-/// KL(p_r ‖ p_c) = Σ p_r,i (r_i − c_i) − lse(r) + lse(c), from
-/// s = Σ exp(x − shift) per side and t = Σ exp(r − shift_r)·(r − c):
-/// KL = t/s_r + (shift_c − shift_r) + ln(s_c / s_r).
-pub(crate) fn kl_from_sums(t: f64, s_ref: f64, s_cand: f64, shift_ref: f64, shift_cand: f64) -> f64 {
-    let kl = t / s_ref + ((shift_cand - shift_ref) + (s_cand / s_ref).ln());
-    // KL ≥ 0 (Gibbs); the two nearly cancelling terms can round a few ULP below 0 when the
-    // rows (almost) agree, which would read as nonsense downstream.
-    kl.max(0.0)
-}
-
 /// The row's fields that follow from the two top-5 lists; the rest zero/none.
-pub(crate) fn finish_row(r: &[f32], top_ref: TopK, top_cand: TopK, dtype: LogitDtype) -> RowMetrics {
+pub(crate) fn finish_row(
+    r: &[f32],
+    top_ref: TopK,
+    top_cand: TopK,
+    dtype: LogitDtype,
+) -> RowMetrics {
     let (a, b) = (top_ref.argmax(), top_cand.argmax());
     let flip = match (a, b) {
         (Some(a), Some(b)) if a != b => {

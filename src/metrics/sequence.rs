@@ -36,7 +36,10 @@ pub fn compare_sequence(
     vocab: usize,
     dtype: LogitDtype,
 ) -> Result<SequenceMetrics, MetricsError> {
-    let pair = SequencePair { reference, candidate };
+    let pair = SequencePair {
+        reference,
+        candidate,
+    };
     check(&[pair], vocab)?;
     Ok(SequenceMetrics::from_rows(compare_all(pair, vocab, dtype)))
 }
@@ -72,7 +75,11 @@ pub fn compare_sequences_par(
         .par_iter()
         .map(|&(s, j)| {
             let span = j * vocab..(j + 1) * vocab;
-            compare_checked(&pairs[s].reference[span.clone()], &pairs[s].candidate[span], dtype)
+            compare_checked(
+                &pairs[s].reference[span.clone()],
+                &pairs[s].candidate[span],
+                dtype,
+            )
         })
         .collect();
     let mut out = Vec::with_capacity(pairs.len());

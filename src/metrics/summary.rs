@@ -126,7 +126,10 @@ impl Summary {
             if row.bit_exact {
                 s.bit_exact_rows += 1;
             } else if s.first_divergent.is_none() {
-                s.first_divergent = Some(RowRef { sequence: 0, position });
+                s.first_divergent = Some(RowRef {
+                    sequence: 0,
+                    position,
+                });
             }
             s.compared_values += u64::from(row.compared);
             s.sum_abs_diff += row.sum_abs_diff;
@@ -143,11 +146,23 @@ impl Summary {
             s.max_abs_diff_per_row.push(row.max_abs_diff);
             s.kl_per_row.push(row.kl);
             if let Some(flip) = row.flip {
-                s.flips.push(FlipAt { sequence: 0, position, flip });
+                s.flips.push(FlipAt {
+                    sequence: 0,
+                    position,
+                    flip,
+                });
             }
-            for (side, nf) in [(Side::Reference, row.non_finite_ref), (Side::Candidate, row.non_finite_cand)] {
+            for (side, nf) in [
+                (Side::Reference, row.non_finite_ref),
+                (Side::Candidate, row.non_finite_cand),
+            ] {
                 if let Some(values) = nf {
-                    s.non_finite.push(NonFiniteAt { sequence: 0, position, side, values });
+                    s.non_finite.push(NonFiniteAt {
+                        sequence: 0,
+                        position,
+                        side,
+                        values,
+                    });
                 }
             }
         }
@@ -167,7 +182,10 @@ impl Summary {
             s.rows_per_sequence.extend_from_slice(&p.rows_per_sequence);
             s.bit_exact_rows += p.bit_exact_rows;
             if let Some(f) = p.first_divergent {
-                let f = RowRef { sequence: f.sequence + off, ..f };
+                let f = RowRef {
+                    sequence: f.sequence,
+                    ..f
+                };
                 if s.first_divergent.is_none_or(|g| f.position < g.position) {
                     s.first_divergent = Some(f);
                 }
@@ -177,16 +195,25 @@ impl Summary {
             s.sum_abs_diff += p.sum_abs_diff;
             if p.max_abs_diff > s.max_abs_diff {
                 s.max_abs_diff = p.max_abs_diff;
-                s.max_abs_diff_at = p.max_abs_diff_at.map(|a| DiffAt { sequence: a.sequence + off, ..a });
+                s.max_abs_diff_at = p.max_abs_diff_at.map(|a| DiffAt {
+                    sequence: a.sequence + off,
+                    ..a
+                });
             }
             s.top1_agree_rows += p.top1_agree_rows;
             s.top5_common += p.top5_common;
-            s.max_abs_diff_per_row.extend_from_slice(&p.max_abs_diff_per_row);
+            s.max_abs_diff_per_row
+                .extend_from_slice(&p.max_abs_diff_per_row);
             s.kl_per_row.extend_from_slice(&p.kl_per_row);
-            s.flips
-                .extend(p.flips.iter().map(|f| FlipAt { sequence: f.sequence + off, ..*f }));
+            s.flips.extend(p.flips.iter().map(|f| FlipAt {
+                sequence: f.sequence + off,
+                ..*f
+            }));
             s.non_finite
-                .extend(p.non_finite.iter().map(|n| NonFiniteAt { sequence: n.sequence + off, ..*n }));
+                .extend(p.non_finite.iter().map(|n| NonFiniteAt {
+                    sequence: n.sequence + off,
+                    ..*n
+                }));
         }
         s.derive();
         s
@@ -197,7 +224,11 @@ impl Summary {
         self.all_bit_exact = self.bit_exact_rows == self.rows;
         self.mean_abs_diff = ratio(self.sum_abs_diff, self.compared_values as f64, 0.0);
         self.top1_agreement = ratio(self.top1_agree_rows as f64, self.rows as f64, 1.0);
-        self.top5_overlap = ratio(self.top5_common as f64, (self.rows * TOP_K as u64) as f64, 1.0);
+        self.top5_overlap = ratio(
+            self.top5_common as f64,
+            (self.rows * TOP_K as u64) as f64,
+            1.0,
+        );
         self.kl = KlLadder::from_values(&self.kl_per_row);
         self.mean_kl = self.kl.map_or(0.0, |k| k.mean);
     }

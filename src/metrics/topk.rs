@@ -67,10 +67,7 @@ impl TopK {
     #[inline]
     pub(crate) fn offer(&mut self, id: u32, logit: f32) {
         let len = self.len as usize;
-        if len == TOP_K && !(logit > self.entries[TOP_K - 1].logit) {
-            return;
-        }
-        if logit.is_nan() {
+        if logit.is_nan() || (len == TOP_K && logit <= self.entries[TOP_K - 1].logit) {
             return;
         }
         // First slot holding a strictly smaller value: equal values keep their (lower) ids first.

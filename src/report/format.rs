@@ -14,7 +14,9 @@ pub(crate) fn fixed(x: f64, decimals: usize) -> String {
 }
 
 pub(crate) fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    x.filter(|v| v.is_finite()).map(f).unwrap_or_else(|| NA.to_string())
+    x.filter(|v| v.is_finite())
+        .map(f)
+        .unwrap_or_else(|| NA.to_string())
 }
 
 /// Megabytes as a whole number: `17741`.
@@ -205,7 +207,7 @@ pub(crate) fn shell_quote(arg: &str) -> String {
 /// A command line on one line when short, else broken before each `--flag` with `\`
 /// continuations (the seeds' layout) — still pasteable as is.
 pub(crate) fn shell_command(argv: &[String]) -> String {
-    const MAX_ONE_LINE: usize = 100;
+    const MAX_ONE_LINE: usize = 80;
     let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
     let one_line = quoted.join(" ");
     if one_line.len() <= MAX_ONE_LINE {
@@ -227,7 +229,9 @@ pub(crate) fn shell_command(argv: &[String]) -> String {
 }
 
 /// Distinct values in first-seen order, joined with ", ".
-pub(crate) fn join_distinct<T: PartialEq + ToString>(values: impl IntoIterator<Item = T>) -> String {
+pub(crate) fn join_distinct<T: PartialEq + ToString>(
+    values: impl IntoIterator<Item = T>,
+) -> String {
     let mut seen: Vec<T> = Vec::new();
     for v in values {
         if !seen.contains(&v) {

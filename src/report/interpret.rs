@@ -77,7 +77,10 @@ fn scope(cells: &[&CellSummary], all_ran: bool) -> String {
         )
     };
     if attns.len() > 1 {
-        s.push_str(&format!(" and attention implementations ({})", attns.join(", ")));
+        s.push_str(&format!(
+            " and attention implementations ({})",
+            attns.join(", ")
+        ));
     }
     s
 }
@@ -241,10 +244,11 @@ fn completion(summary: &Summary) -> String {
         } else {
             format!("at every context ({})", join_distinct(ctxs))
         };
-        format!(
-            "**Stability:** All {} cells completed {ctx} without OOM, timeout or crash.",
-            all.len()
-        )
+        let who = match all.len() {
+            1 => "The cell".to_string(),
+            n => format!("All {n} cells"),
+        };
+        format!("**Stability:** {who} completed {ctx} without OOM, timeout or crash.")
     } else {
         format!(
             "**Stop Conditions:** {} of {} cells did not complete: {}.",
@@ -391,7 +395,9 @@ fn context_vram(summary: &Summary) -> Vec<String> {
                 .unwrap_or_default();
             let how = cell
                 .and_then(|c| match (&c.memory_source, c.memory_period_s) {
-                    (Some(s), Some(p)) => Some(format!(" (`{s}` every {})", format::secs_compact(p))),
+                    (Some(s), Some(p)) => {
+                        Some(format!(" (`{s}` every {})", format::secs_compact(p)))
+                    }
                     (Some(s), None) => Some(format!(" (`{s}`)")),
                     _ => None,
                 })

@@ -56,16 +56,18 @@ pub(crate) fn cell_label(cell: &CellSummary, all: &[CellSummary]) -> String {
     if varies(all, |c| c.variant.clone()) {
         parts.push(cell.variant.clone().unwrap_or_else(|| "base".into()));
     }
-    let label = parts.join(" ");
     let unique = all
         .iter()
         .filter(|c| c.key != cell.key)
         .all(|c| cell_label_parts_differ(c, cell));
-    if label.is_empty() || !unique {
-        cell.key.clone()
-    } else {
-        label
+    if !unique {
+        return cell.key.clone();
     }
+    if parts.is_empty() {
+        // A lone cell: name it by its main dimensions.
+        parts.push(format!("b{} ctx {}", cell.batch, cell.ctx));
+    }
+    parts.join(" ")
 }
 
 // Two cells share a label only if every labelled field is equal (e.g. they differ in seed).

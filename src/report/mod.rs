@@ -77,8 +77,8 @@ fn render_markdown(
     Ok(tidy(&text))
 }
 
-/// At most one blank line in a row, none at the start, one trailing newline: optional sections
-/// leave no gaps. Code blocks are kept as they are.
+/// At most one blank line in a row, none at the start, one before each heading, one trailing
+/// newline: optional sections leave no gaps. Code blocks are kept as they are.
 fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_blank = false;
@@ -89,7 +89,9 @@ fn tidy(text: &str) -> String {
             pending_blank = !out.is_empty();
             continue;
         }
-        if pending_blank {
+        // Headings always get a blank line before them (partials trim their own).
+        let heading = !in_code && line.starts_with('#') && !out.is_empty();
+        if pending_blank || (heading && !out.ends_with("\n\n")) {
             out.push('\n');
             pending_blank = false;
         }

@@ -10,7 +10,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("b3_81.md.j2", include_str!("../../templates/b3_81.md.j2")),
     ("b3_77.md.j2", include_str!("../../templates/b3_77.md.j2")),
     ("b3_89.md.j2", include_str!("../../templates/b3_89.md.j2")),
-    ("generic.md.j2", include_str!("../../templates/generic.md.j2")),
+    (
+        "generic.md.j2",
+        include_str!("../../templates/generic.md.j2"),
+    ),
     (
         "partials/macros.md.j2",
         include_str!("../../templates/partials/macros.md.j2"),

@@ -45,7 +45,9 @@ pub(crate) fn run_cell(
     argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
 
     progress.start(i, key);
-    let report = match run_engine(engine, &args, plan.timeout, &mut |ev| progress.event(key, ev)) {
+    let report = match run_engine(engine, &args, plan.timeout, &mut |ev| {
+        progress.event(key, ev)
+    }) {
         Ok(r) => r,
         Err(e) => {
             // Found and runnable at the start, so this is the engine (or host) failing.
@@ -62,15 +64,18 @@ pub(crate) fn run_cell(
     }
     let seconds = report.elapsed.as_secs_f64();
     let after = existing(out, key);
+    let cell_ok = after == Existing::Finished;
     // Written by this attempt: an OK cell that was not there, or whose run.json changed.
-    let fresh_ok = after == Existing::Finished
-        && (mtime_before.is_none() || run_json_mtime(out, key) != mtime_before);
-    let judged = status_of(&report.ending, fresh_ok).unwrap_or(Status::FailCrash);
+    let fresh_ok = cell_ok && (mtime_before.is_none() || run_json_mtime(out, key) != mtime_before);
+    let judged = status_of(&report.ending, cell_ok).unwrap_or(Status::FailCrash);
     let (status, message) = if judged.is_ok() {
         (Status::Ok, None)
     } else if fresh_ok {
         // The engine wrote a complete cell and failed only after: the data stands.
-        let note = format!("kept the cell it wrote, although {}", describe(&report.ending));
+        let note = format!(
+            "kept the cell it wrote, although {}",
+            describe(&report.ending)
+        );
         (Status::Ok, Some(note))
     } else {
         let message = failure_message(&report, &after, out, key);
@@ -98,17 +103,27 @@ fn failure_message(report: &ProcReport, after: &Existing, out: &Path, key: &str)
     if let Ending::TimedOut { .. } = report.ending {
         return describe(&report.ending);
     }
-    if let Some(m) = report.error_message.as_deref().filter(|m| !m.trim().is_empty()) {
+    if let Some(m) = report
+        .error_message
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+    {
         return m.trim().to_string();
     }
     let mut m = describe(&report.ending);
     if report.ending == Ending::Exited(0) {
         let dir = out.join(key);
         match after {
-            Existing::Absent => m.push_str(&format!(" but wrote no cell {}", dir.display())),
+            Existing::Absent => {
+                m.push_str(&format!(" but wrote no cell {}", dir.display()));
+                // A key computed differently by the engine shows up here.
+                if let Some(cell) = &report.done_cell {
+                    m.push_str(&format!(" (it reported {cell})"));
+                }
+            }
             Existing::Invalid(why) => m.push_str(&format!(" but left an invalid cell: {why}")),
             Existing::Failed(s) => m.push_str(&format!(" but the cell holds status {s}")),
-            Existing::Finished => m.push_str(" but did not replace the cell"),
+            Existing::Finished => {}
         }
     }
     if let Some(line) = report.stderr.last_line() {

@@ -35,7 +35,8 @@ pub fn read_prompt_ids(path: &Path) -> Result<PromptIdsInfo, RunError> {
         fault,
     };
     let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let outer = value
         .as_array()
         .ok_or_else(|| bad("expected a list of ids or a list of lists of ids".into()))?;
@@ -78,7 +79,10 @@ pub fn read_prompt_ids(path: &Path) -> Result<PromptIdsInfo, RunError> {
             .enumerate()
             .find(|(_, v)| v.as_u64().is_none_or(|id| id > u64::from(u32::MAX)))
         {
-            return Err(bad(format!("{}: {v} is not a token id (a non-negative integer)", at(pos))));
+            return Err(bad(format!(
+                "{}: {v} is not a token id (a non-negative integer)",
+                at(pos)
+            )));
         }
     }
     Ok(PromptIdsInfo {
@@ -195,7 +199,10 @@ mod tests {
         fs::write(&p, text).unwrap();
         read_prompt_ids(&p).map_err(|e| {
             let s = e.to_string();
-            assert!(s.starts_with(&format!("--prompt-ids {}: ", p.display())), "{s}");
+            assert!(
+                s.starts_with(&format!("--prompt-ids {}: ", p.display())),
+                "{s}"
+            );
             s[format!("--prompt-ids {}: ", p.display()).len()..].to_string()
         })
     }
@@ -210,12 +217,21 @@ mod tests {
         for (text, fault) in [
             ("{}", "expected a list of ids or a list of lists of ids"),
             ("[]", "the list is empty"),
-            ("[1, -2]", "position 1: -2 is not a token id (a non-negative integer)"),
+            (
+                "[1, -2]",
+                "position 1: -2 is not a token id (a non-negative integer)",
+            ),
             ("[1, 2.5]", "position 1: 2.5 is not a token id"),
-            ("[[1], [2, 3]]", "prompt 1 has 2 ids, prompt 0 has 1 (all must be equally long)"),
+            (
+                "[[1], [2, 3]]",
+                "prompt 1 has 2 ids, prompt 0 has 1 (all must be equally long)",
+            ),
             ("[[1], 2]", "item 1 is not a list (lists and ids are mixed)"),
             ("[[]]", "prompt 0 is empty"),
-            ("[[1], [\"a\"]]", "prompt 1, position 0: \"a\" is not a token id"),
+            (
+                "[[1], [\"a\"]]",
+                "prompt 1, position 0: \"a\" is not a token id",
+            ),
             ("[1,", "invalid JSON"),
         ] {
             let e = ids(d.path(), text).unwrap_err();
@@ -244,7 +260,10 @@ mod tests {
             Err(RunError::ModelUnreadable { .. })
         ));
         fs::write(&missing, b"GGUF\x03\0\0\0").unwrap();
-        assert_eq!(check_model(missing.to_str().unwrap()).unwrap(), ModelKind::Gguf);
+        assert_eq!(
+            check_model(missing.to_str().unwrap()).unwrap(),
+            ModelKind::Gguf
+        );
         fs::write(&missing, b"PK\x03\x04rest").unwrap();
         assert!(check_model(missing.to_str().unwrap())
             .unwrap_err()

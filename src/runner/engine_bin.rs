@@ -23,9 +23,11 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// `tracecheck-engine` beside the current executable (or its parent directory, for cargo's
 /// `target/*/deps` test binaries), else on `PATH`.
 pub fn find_engine(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
-    let chosen = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(ENGINE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let chosen = explicit.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(ENGINE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     if let Some(path) = chosen {
         return if path.is_file() {
             Ok(path)
@@ -37,7 +39,10 @@ pub fn find_engine(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
     }
     let file = format!("{ENGINE_NAME}{}", std::env::consts::EXE_SUFFIX);
     let mut tried = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         let mut dirs = vec![dir.clone()];
         if dir.file_name() == Some(OsStr::new("deps")) {
             dirs.extend(dir.parent().map(Path::to_path_buf));
@@ -72,7 +77,12 @@ pub fn engine_version(engine: &Path) -> Result<String, RunError> {
     };
     let out = output_within(Command::new(engine).arg("--version"), VERSION_TIMEOUT)
         .map_err(|e| fault(format!("cannot run it: {e}")))?
-        .ok_or_else(|| fault(format!("`--version` gave no answer in {} s", VERSION_TIMEOUT.as_secs())))?;
+        .ok_or_else(|| {
+            fault(format!(
+                "`--version` gave no answer in {} s",
+                VERSION_TIMEOUT.as_secs()
+            ))
+        })?;
     if !out.status.success() {
         return Err(fault(format!(
             "`--version` failed ({}): {}",
@@ -103,7 +113,10 @@ pub fn fetch_model(engine: &Path, name: &str, limit: Duration) -> Result<(), Run
         // The engine's own message names the cache path to fill by hand when offline.
         let tail = last_bytes(err, 4000);
         let cut = if tail.len() < err.len() { "…" } else { "" };
-        Err(fail(format!("{cut}{tail} ({})", describe_status(out.status))))
+        Err(fail(format!(
+            "{cut}{tail} ({})",
+            describe_status(out.status)
+        )))
     }
 }
 
@@ -134,7 +147,10 @@ fn last_line(bytes: &[u8]) -> String {
 
 /// Runs `cmd` with stdin closed and its output captured; `None` (the child killed and reaped)
 /// when it does not finish within `limit`.
-fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<std::process::Output>> {
+fn output_within(
+    cmd: &mut Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -150,8 +166,18 @@ fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<s
             buf
         })
     };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -195,7 +221,10 @@ mod tests {
         let bad = script(d.path(), "bad", "echo 'no such flag' >&2; exit 2");
         assert_eq!(
             engine_version(&bad).unwrap_err().to_string(),
-            format!("engine {}: `--version` failed (exit 2): no such flag", bad.display())
+            format!(
+                "engine {}: `--version` failed (exit 2): no such flag",
+                bad.display()
+            )
         );
         let not_exec = d.path().join("plain");
         std::fs::write(&not_exec, "x").unwrap();
@@ -203,7 +232,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cannot run it"));
-        let fetch_fails = script(d.path(), "f", "echo 'offline: put the file at /c/x.gguf' >&2; exit 2");
+        let fetch_fails = script(
+            d.path(),
+            "f",
+            "echo 'offline: put the file at /c/x.gguf' >&2; exit 2",
+        );
         let e = fetch_model(&fetch_fails, "smollm2-135m", Duration::from_secs(10)).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -55,6 +55,8 @@ pub struct ProcReport {
     pub error_message: Option<String>,
     /// It printed a `done` event.
     pub done: bool,
+    /// The cell directory its `done` event named.
+    pub done_cell: Option<String>,
     pub stderr: Tail,
     pub elapsed: Duration,
 }
@@ -100,6 +102,7 @@ pub fn run_engine(
 
     let mut error_message = None;
     let mut done = false;
+    let mut done_cell = None;
     let mut phase: Option<(String, bool)> = None;
     let mut last_event = start;
     let mut stdout_open = true;
@@ -126,7 +129,10 @@ pub fn run_engine(
                     last_event = Instant::now();
                     match ev.event.as_str() {
                         "error" => error_message = ev.message.clone(),
-                        "done" => done = true,
+                        "done" => {
+                            done = true;
+                            done_cell = ev.cell.clone();
+                        }
                         "start" | "end" => {
                             if let Some(p) = &ev.phase {
                                 phase = Some((p.clone(), ev.event == "start"));
@@ -154,6 +160,7 @@ pub fn run_engine(
         pid,
         error_message,
         done,
+        done_cell,
         stderr,
         elapsed,
     })

@@ -73,7 +73,11 @@ impl RunError {
         2
     }
 
-    pub(crate) fn flag(flag: &'static str, value: impl Into<String>, fault: impl Into<String>) -> Self {
+    pub(crate) fn flag(
+        flag: &'static str,
+        value: impl Into<String>,
+        fault: impl Into<String>,
+    ) -> Self {
         RunError::BadFlag {
             flag,
             value: value.into(),

@@ -70,7 +70,11 @@ impl RunOutcome {
             if count == 0 {
                 continue;
             }
-            let kept = self.cells.iter().filter(|c| c.status == s && c.kept).count();
+            let kept = self
+                .cells
+                .iter()
+                .filter(|c| c.status == s && c.kept)
+                .count();
             if kept > 0 {
                 parts.push(format!("{count} {s} ({kept} kept)"));
             } else {
@@ -80,10 +84,16 @@ impl RunOutcome {
         let mut line = format!(
             "{n} cell{}: {}",
             if n == 1 { "" } else { "s" },
-            if parts.is_empty() { "none run".to_string() } else { parts.join(", ") }
+            if parts.is_empty() {
+                "none run".to_string()
+            } else {
+                parts.join(", ")
+            }
         );
         if let Some(sig) = self.interrupted {
-            line.push_str(&format!(" — interrupted by signal {sig}; run again to resume"));
+            line.push_str(&format!(
+                " — interrupted by signal {sig}; run again to resume"
+            ));
         }
         line
     }

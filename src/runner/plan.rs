@@ -58,11 +58,17 @@ pub fn resolve(args: &RunArgs, prompt_ids: Option<&PromptIdsInfo>) -> Result<Swe
         Some(text) => parse_list::<String>("backend", text)?,
         None => m.backend,
     };
-    if let Some(b) = backends.iter().find(|b| !KNOWN_BACKENDS.contains(&b.as_str())) {
+    if let Some(b) = backends
+        .iter()
+        .find(|b| !KNOWN_BACKENDS.contains(&b.as_str()))
+    {
         return Err(RunError::flag(
             "backend",
             backends.join(","),
-            format!("unknown backend `{b}` (known: {})", KNOWN_BACKENDS.join(", ")),
+            format!(
+                "unknown backend `{b}` (known: {})",
+                KNOWN_BACKENDS.join(", ")
+            ),
         ));
     }
     let mut batches = match &args.batches {
@@ -102,7 +108,11 @@ pub fn resolve(args: &RunArgs, prompt_ids: Option<&PromptIdsInfo>) -> Result<Swe
     // Preset lists are data too: keep them as tidy as flag lists.
     for (flag, list) in [("batches", &mut batches), ("ctx", &mut ctx)] {
         if list.is_empty() || list.contains(&0) {
-            return Err(RunError::flag(flag, join(list), "needs values of at least 1"));
+            return Err(RunError::flag(
+                flag,
+                join(list),
+                "needs values of at least 1",
+            ));
         }
         list.sort_unstable();
         list.dedup();
@@ -298,11 +308,15 @@ fn parse_counts(flag: &'static str, text: &str) -> Result<Vec<usize>, RunError> 
 }
 
 fn positive_seconds(flag: &'static str, s: f64) -> Result<Duration, RunError> {
-    if !(s > 0.0) {
-        return Err(RunError::flag(flag, s.to_string(), "must be a positive number of seconds"));
+    // NaN fails this too.
+    if !s.is_finite() || s <= 0.0 {
+        return Err(RunError::flag(
+            flag,
+            s.to_string(),
+            "must be a positive number of seconds",
+        ));
     }
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| RunError::flag(flag, s.to_string(), "is too large"))
+    Duration::try_from_secs_f64(s).map_err(|_| RunError::flag(flag, s.to_string(), "is too large"))
 }
 
 fn dedup_in_order<T: PartialEq + Clone>(v: &mut Vec<T>) {
@@ -383,7 +397,10 @@ mod tests {
         let mut a = args("b3_81");
         a.quick = false;
         let plan = resolve(&a, None).unwrap();
-        assert_eq!((plan.dtype, plan.backends.as_slice()), (Dtype::Bf16, &["cuda".to_string()][..]));
+        assert_eq!(
+            (plan.dtype, plan.backends.as_slice()),
+            (Dtype::Bf16, &["cuda".to_string()][..])
+        );
         assert_eq!(expand(&plan).len(), 4 + 7);
 
         let a = RunArgs {
@@ -413,7 +430,10 @@ mod tests {
             cells[0].key,
             "cpu_b1_p0_ctx16_gen4_span2_bf16_invariant_naive_kv0_s7_vv2"
         );
-        assert!(cells[0].reference, "batch 1 is not in the matrix: p0 is a twin");
+        assert!(
+            cells[0].reference,
+            "batch 1 is not in the matrix: p0 is a twin"
+        );
         assert_eq!(cells.last().unwrap().backend, "cuda");
     }
 
@@ -453,29 +473,53 @@ mod tests {
     fn bad_values_are_specific_errors() {
         let err = |a: RunArgs| resolve(&a, None).unwrap_err().to_string();
         assert_eq!(
-            err(RunArgs { batches: Some("1,x".into()), ..args("b3_81") }),
+            err(RunArgs {
+                batches: Some("1,x".into()),
+                ..args("b3_81")
+            }),
             "--batches 1,x: `x`: invalid digit found in string"
         );
         assert_eq!(
-            err(RunArgs { batches: Some("1,,2".into()), ..args("b3_81") }),
+            err(RunArgs {
+                batches: Some("1,,2".into()),
+                ..args("b3_81")
+            }),
             "--batches 1,,2: has an empty item"
         );
         assert_eq!(
-            err(RunArgs { ctx: Some("0".into()), ..args("b3_81") }),
+            err(RunArgs {
+                ctx: Some("0".into()),
+                ..args("b3_81")
+            }),
             "--ctx 0: values must be at least 1"
         );
-        assert!(err(RunArgs { attn: Some("sdpa".into()), ..args("b3_81") })
-            .starts_with("--attn sdpa: `sdpa`: unknown attention implementation"));
+        assert!(err(RunArgs {
+            attn: Some("sdpa".into()),
+            ..args("b3_81")
+        })
+        .starts_with("--attn sdpa: `sdpa`: unknown attention implementation"));
         assert_eq!(
-            err(RunArgs { backend: Some("cdua".into()), ..args("b3_81") }),
+            err(RunArgs {
+                backend: Some("cdua".into()),
+                ..args("b3_81")
+            }),
             "--backend cdua: unknown backend `cdua` (known: cpu, cuda)"
         );
         assert_eq!(
-            err(RunArgs { span: Some(17), ..args("b3_81") }),
+            err(RunArgs {
+                span: Some(17),
+                ..args("b3_81")
+            }),
             "--span 17 exceeds --gen 16: only generated positions can be compared"
         );
         assert!(matches!(
-            resolve(&RunArgs { numerics: Some(Numerics::Fast), ..args("b3_81") }, None),
+            resolve(
+                &RunArgs {
+                    numerics: Some(Numerics::Fast),
+                    ..args("b3_81")
+                },
+                None
+            ),
             Err(RunError::FastOnCpu)
         ));
         // fast is fine on cuda only.
@@ -486,16 +530,29 @@ mod tests {
         };
         assert!(resolve(&cuda, None).is_ok());
         assert_eq!(
-            err(RunArgs { max_ctx: Some(100), ..args("b3_81") }),
+            err(RunArgs {
+                max_ctx: Some(100),
+                ..args("b3_81")
+            }),
             "ctx 128 + gen 16 = 144 positions exceed --max-ctx 100"
         );
         assert_eq!(
-            err(RunArgs { timeout: Some(0.0), ..args("b3_81") }),
+            err(RunArgs {
+                timeout: Some(0.0),
+                ..args("b3_81")
+            }),
             "--timeout 0: must be a positive number of seconds"
         );
-        assert!(err(RunArgs { timeout: Some(f64::NAN), ..args("b3_81") }).starts_with("--timeout NaN"));
+        assert!(err(RunArgs {
+            timeout: Some(f64::NAN),
+            ..args("b3_81")
+        })
+        .starts_with("--timeout NaN"));
         assert_eq!(
-            err(RunArgs { mode: "b3_1".into(), ..args("b3_81") }),
+            err(RunArgs {
+                mode: "b3_1".into(),
+                ..args("b3_81")
+            }),
             "unknown mode `b3_1` (known modes: b3_81, b3_77, b3_89)"
         );
     }
@@ -514,7 +571,10 @@ mod tests {
             e.to_string(),
             "--prompt-ids p.json: holds 3 prompts, but batch 4 needs prompts 0 to 3"
         );
-        let a = RunArgs { ctx: Some("12".into()), ..args("b3_81") };
+        let a = RunArgs {
+            ctx: Some("12".into()),
+            ..args("b3_81")
+        };
         let e = resolve(&a, Some(&info(None))).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -33,9 +33,9 @@ impl Progress {
     fn bar(total: usize) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         // The template is a constant; fall back to the default style rather than fail.
-        if let Ok(style) =
-            ProgressStyle::with_template("{elapsed_precise} [{bar:24.cyan/blue}] {pos}/{len} {msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:24.cyan/blue}] {pos}/{len} {wide_msg}",
+        ) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.enable_steady_tick(Duration::from_millis(250));

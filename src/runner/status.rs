@@ -42,7 +42,9 @@ pub fn describe(ending: &Ending) -> String {
     match ending {
         Ending::Exited(0) => "the engine exited 0".into(),
         Ending::Exited(code) => format!("the engine exited with code {code}"),
-        Ending::Signaled(sig) => format!("the engine was killed by signal {sig}{}", signal_name(*sig)),
+        Ending::Signaled(sig) => {
+            format!("the engine was killed by signal {sig}{}", signal_name(*sig))
+        }
         Ending::TimedOut { idle, phase } => {
             let when = match phase {
                 Some((p, true)) => format!("during phase `{p}`"),
@@ -82,7 +84,10 @@ mod tests {
         assert_eq!(s(Ending::Exited(0), false), Some(Status::FailCrash));
         assert_eq!(s(Ending::Exited(2), false), Some(Status::FailBadInput));
         assert_eq!(s(Ending::Exited(3), false), Some(Status::FailOom));
-        assert_eq!(s(Ending::Exited(4), false), Some(Status::SkippedUnsupportedBatch));
+        assert_eq!(
+            s(Ending::Exited(4), false),
+            Some(Status::SkippedUnsupportedBatch)
+        );
         assert_eq!(s(Ending::Exited(1), false), Some(Status::FailCrash));
         assert_eq!(s(Ending::Exited(101), true), Some(Status::FailCrash));
         assert_eq!(s(Ending::Signaled(9), false), Some(Status::FailCrash));

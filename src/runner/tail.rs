@@ -54,7 +54,11 @@ impl Tail {
 
     /// The last line that is not blank.
     pub fn last_line(&self) -> Option<&str> {
-        self.lines.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty())
+        self.lines
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
     }
 }
 

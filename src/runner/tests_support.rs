@@ -1,5 +1,7 @@
 //! Test helpers: fake engines as small shell scripts.
 
+#![cfg(unix)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

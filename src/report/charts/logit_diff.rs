@@ -49,7 +49,8 @@ pub(super) fn logit_diff(summary: &Summary) -> Option<Chart> {
         })
         .collect();
     let mut caption = if all_zero {
-        "Max |Δlogit| per compared position: all zeros — every compared row is bit-identical.".to_string()
+        "Max |Δlogit| per compared position: all zeros — every compared row is bit-identical."
+            .to_string()
     } else {
         "Max |Δlogit| per compared position (row j = the logits predicting generated token j), per cell and comparison.".to_string()
     };

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::context::ChartFile;
 use super::error::ReportError;
-use super::write::{commit, temp_path_for};
+use super::write::write_atomic;
 use crate::summary::Summary;
 
 /// A chart as the template embeds it.
@@ -65,7 +65,7 @@ fn file_name(stem: &str, name: &str) -> String {
     format!("{stem}_{name}.png")
 }
 
-/// Draws each planned chart to `<dir>/<stem>_<name>.png` (temp file + rename).
+/// Draws each planned chart and writes it to `<dir>/<stem>_<name>.png` atomically.
 pub(crate) fn write_all(
     charts: &[Chart],
     dir: &Path,
@@ -78,12 +78,11 @@ pub(crate) fn write_all(
     let mut files = Vec::new();
     for chart in charts {
         let path = dir.join(file_name(stem, chart.name));
-        let tmp = temp_path_for(&path);
-        if let Err(message) = chart.plot.draw(&tmp) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(ReportError::Chart { path, message });
-        }
-        commit(&tmp, &path)?;
+        let bytes = chart.plot.png().map_err(|message| ReportError::Chart {
+            path: path.clone(),
+            message,
+        })?;
+        write_atomic(&path, &bytes)?;
         files.push(ChartFile {
             name: chart.name.to_string(),
             path,

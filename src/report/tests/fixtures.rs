@@ -49,7 +49,14 @@ impl CellSpec {
     pub(super) fn key(&self) -> String {
         format!(
             "{}_b{}_p{}_ctx{}_gen{}_span{}_{}_invariant_{}_kv1_s0",
-            self.backend, self.batch, self.offset, self.ctx, self.gen, self.span, self.dtype, self.attn
+            self.backend,
+            self.batch,
+            self.offset,
+            self.ctx,
+            self.gen,
+            self.span,
+            self.dtype,
+            self.attn
         )
     }
 }
@@ -115,7 +122,13 @@ fn overall(cells: &[CellSummary]) -> Overall {
     }
 }
 
-fn summary(mode: &str, cells: Vec<CellSummary>, tables: Tables, run: &str, analyze: &str) -> Summary {
+fn summary(
+    mode: &str,
+    cells: Vec<CellSummary>,
+    tables: Tables,
+    run: &str,
+    analyze: &str,
+) -> Summary {
     Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         tool: "tracecheck".to_string(),
@@ -169,7 +182,8 @@ pub(super) fn b3_81() -> Summary {
         c.peak_mb = Some(peak);
         c.memory_samples = 3;
         c.memory_series = vec![(0.0, 1000.0), (1.0, peak * 0.9), (2.0, peak)];
-        c.comparisons.push(exact_pair("prefill_vs_decode", "prefill", 8 * b));
+        c.comparisons
+            .push(exact_pair("prefill_vs_decode", "prefill", 8 * b));
         if b > 1 {
             c.comparisons
                 .push(exact_pair("batch_vs_batch1", "batch 1 (twins)", 8 * b));
@@ -190,7 +204,8 @@ pub(super) fn b3_81() -> Summary {
     for offset in 1..3 {
         let mut c = cell(spec(1, offset));
         c.reference_cell = true;
-        c.comparisons.push(exact_pair("prefill_vs_decode", "prefill", 8));
+        c.comparisons
+            .push(exact_pair("prefill_vs_decode", "prefill", 8));
         cells.push(c);
     }
     summary(
@@ -279,8 +294,11 @@ pub(super) fn b3_77() -> Summary {
     c.peak_mb = Some(17095.0);
     c.peak_t_s = Some(34.0);
     c.memory_samples = 66;
-    c.memory_series = (0..66).map(|t| (t as f64, 9000.0 + 120.0 * t as f64)).collect();
-    c.comparisons.push(exact_pair("prefill_vs_decode", "prefill", 16));
+    c.memory_series = (0..66)
+        .map(|t| (t as f64, 9000.0 + 120.0 * t as f64))
+        .collect();
+    c.comparisons
+        .push(exact_pair("prefill_vs_decode", "prefill", 16));
     let row = ContextRow {
         key: c.key.clone(),
         ctx: 32768,
@@ -309,7 +327,14 @@ pub(super) fn b3_89() -> Summary {
     let seed = [
         ("flash_v2_naive", 4096, 22.7681, 44.878227250, 1.0, 1.0),
         ("flash_v2_naive", 8192, 114.265, 136.132132190, 5.0186, 4.0),
-        ("flash_v2_naive", 16384, 469.749, 491.373508944, 20.632, 16.0),
+        (
+            "flash_v2_naive",
+            16384,
+            469.749,
+            491.373508944,
+            20.632,
+            16.0,
+        ),
         ("naive", 4096, 30.0, 52.0, 1.0, 1.0),
         ("naive", 8192, 120.0, 142.0, 4.0, 4.0),
         ("naive", 16384, 480.0, 502.0, 16.0, 16.0),

@@ -45,10 +45,19 @@ fn commands_are_shell_quoted() {
     assert_eq!(shell_quote("a b"), "'a b'");
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
     assert_eq!(shell_quote(""), "''");
-    let argv: Vec<String> = ["tracecheck", "analyze", "--mode", "b3_81", "--traces-dir", "my runs/b3_81", "--output", "reports/b3_81/report-with-a-long-name.md"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "tracecheck",
+        "analyze",
+        "--mode",
+        "b3_81",
+        "--traces-dir",
+        "my runs/b3_81",
+        "--output",
+        "reports/b3_81/report-with-a-long-name.md",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(
         shell_command(&argv),
         "tracecheck analyze \\\n  --mode b3_81 \\\n  --traces-dir 'my runs/b3_81' \\\n  --output reports/b3_81/report-with-a-long-name.md"

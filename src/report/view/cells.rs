@@ -85,7 +85,10 @@ pub(super) fn cell_view(c: &CellSummary, all: &[CellSummary]) -> CellView {
         samples: c.memory_samples,
         peak_mb: m(c.peak_mb),
         peak_gb: c.peak_mb.filter(|v| v.is_finite()).map(format::gb_approx),
-        peak_t: c.peak_t_s.filter(|v| v.is_finite()).map(format::secs_compact),
+        peak_t: c
+            .peak_t_s
+            .filter(|v| v.is_finite())
+            .map(format::secs_compact),
         high_water_mb: m(c.high_water_mb),
         baseline_mb: m(c.baseline_mb),
         sampling_note,

@@ -105,7 +105,11 @@ fn item(cell: &str, b: usize, prompt_index: usize, d: &Divergence) -> Divergence
 fn token(t: Option<&TopToken>) -> (String, String, String) {
     match t {
         // f32's shortest round-trip form: two logits print alike only when they are equal.
-        Some(t) => (t.id.to_string(), md_token_text(&t.text), t.logit.to_string()),
+        Some(t) => (
+            t.id.to_string(),
+            md_token_text(&t.text),
+            t.logit.to_string(),
+        ),
         None => ("—".into(), "—".into(), "—".into()),
     }
 }

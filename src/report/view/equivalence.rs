@@ -114,16 +114,15 @@ fn pair_row(cell: &CellSummary, p: &PairSummary) -> EquivRow {
 
 fn cell_verdict(cell: &CellSummary) -> CellVerdict {
     let mut reasons: Vec<String> = Vec::new();
-    let pair_reasons = cell.comparisons.iter().flat_map(|p| {
-        p.reasons
-            .iter()
-            .map(move |r| format!("{}: {r}", comparison_label(p, cell)))
-            .chain(
-                p.nonfinite
-                    .iter()
-                    .map(move |n| format!("{}: non-finite logits ({n})", comparison_label(p, cell))),
-            )
-    });
+    let pair_reasons =
+        cell.comparisons.iter().flat_map(|p| {
+            p.reasons
+                .iter()
+                .map(move |r| format!("{}: {r}", comparison_label(p, cell)))
+                .chain(p.nonfinite.iter().map(move |n| {
+                    format!("{}: non-finite logits ({n})", comparison_label(p, cell))
+                }))
+        });
     for r in cell.reasons.iter().cloned().chain(pair_reasons) {
         if !reasons.contains(&r) {
             reasons.push(r);

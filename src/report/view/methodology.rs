@@ -124,7 +124,10 @@ pub(crate) fn timeout_s(runs: &[Vec<String>]) -> Option<f64> {
 
 fn monitoring(cells: &[&CellSummary]) -> (String, Option<String>, Option<String>) {
     let sources: Vec<String> = {
-        let mut v: Vec<String> = cells.iter().filter_map(|c| c.memory_source.clone()).collect();
+        let mut v: Vec<String> = cells
+            .iter()
+            .filter_map(|c| c.memory_source.clone())
+            .collect();
         v.sort();
         v.dedup();
         v

@@ -38,7 +38,7 @@ pub fn round_slice(xs: &mut [f32], bf16: bool) {
 }
 
 #[inline(always)]
-fn fold(mut v: [f32; LANES]) -> f32 {
+pub(super) fn fold(mut v: [f32; LANES]) -> f32 {
     let mut w = LANES / 2;
     while w > 0 {
         for i in 0..w {
@@ -52,11 +52,22 @@ fn fold(mut v: [f32; LANES]) -> f32 {
 /// An element type of a weight matrix.
 pub trait WeightElem: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
+    /// Loads 16 consecutive weights as f32 lanes.
+    ///
+    /// # Safety
+    /// `p` must point at 16 readable elements and the CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
 }
 impl WeightElem for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_loadu_ps(p)
     }
 }
 /// bf16 stored as its bit pattern.
@@ -64,6 +75,14 @@ impl WeightElem for u16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         bf16_bits_to_f32(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const u16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // bf16 → f32 is exact: widen to 32 bits and shift into the high half.
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
     }
 }
 
@@ -150,7 +169,7 @@ pub fn matmul<W: WeightElem>(x: &[f32], n: usize, w: &[W], m: usize, k: usize, o
     });
 }
 
-type Sink<'a> = dyn FnMut(usize, usize, f32) + 'a;
+pub(super) type Sink<'a> = dyn FnMut(usize, usize, f32) + 'a;
 
 fn block_dispatch<W: WeightElem>(
     x: &[f32],
@@ -163,46 +182,17 @@ fn block_dispatch<W: WeightElem>(
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked above).
-            return unsafe { block_avx512(x, n, w, m, k, sink) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            return unsafe { block_avx2(x, n, w, m, k, sink) };
+            // SAFETY: the CPU supports AVX-512F (checked above); slices are bounds-checked
+            // by the caller's layout (x: n×k, w: m×k).
+            return unsafe { super::avx512::block(x, n, w, m, k, sink) };
         }
     }
     block_generic(x, n, w, m, k, sink)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn block_avx512<W: WeightElem>(
-    x: &[f32],
-    n: usize,
-    w: &[W],
-    m: usize,
-    k: usize,
-    sink: &mut Sink<'_>,
-) {
-    block_generic(x, n, w, m, k, sink)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn block_avx2<W: WeightElem>(
-    x: &[f32],
-    n: usize,
-    w: &[W],
-    m: usize,
-    k: usize,
-    sink: &mut Sink<'_>,
-) {
-    block_generic(x, n, w, m, k, sink)
-}
-
 /// The tiling: 4 weight rows at a time (each loaded once per 16 k), against 2 activation rows.
 #[inline(always)]
-fn block_generic<W: WeightElem>(
+pub(super) fn block_generic<W: WeightElem>(
     x: &[f32],
     n: usize,
     w: &[W],

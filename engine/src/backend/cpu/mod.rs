@@ -3,6 +3,7 @@
 //! count. Parallel over weight rows, rows and heads (rayon's current pool).
 
 mod attention;
+mod avx512;
 mod forward;
 pub mod kernels;
 mod memory;
