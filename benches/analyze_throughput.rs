@@ -122,7 +122,7 @@ fn main() {
         });
         // Same data as scripts/numpy_metrics_bench.py: its mean KL must match this one.
         let seqs = compare_sequences(set, VOCAB, LogitDtype::Bf16).expect("valid shapes");
-        let summary = aggregate(&seqs);
+        let stats = aggregate(&seqs);
         let gbs = |d: Duration| bytes / d.as_secs_f64() / 1e9;
         let cpu = |c: Option<Duration>| c.map_or("n/a".to_owned(), |c| format!("{:.2}", gbs(c)));
         println!(
@@ -135,8 +135,8 @@ fn main() {
             gbs(par.0),
             par.0.as_secs_f64() * 1e3,
             cpu(par.1),
-            summary.mean_kl,
-            summary.max_abs_diff,
+            stats.mean_kl,
+            stats.max_abs_diff,
         );
     }
 }

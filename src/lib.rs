@@ -1,5 +1,19 @@
 //! tracecheck: proves an LLM engine's decode path matches its prefill path, that every batch
 //! size gives the same logits, and that nothing regressed — then reports and gates CI.
 //!
-//! Main parts: [`summary`] (summary.json, what an analysis concluded).
+//! Main parts:
+//! - [`runner`]: `tracecheck run` — expands a mode's matrix ([`modes`]) into cells and runs one
+//!   `tracecheck-engine` process per cell.
+//! - [`analyze`]: `tracecheck analyze` — reads traces through the engine's trace library,
+//!   computes [`metrics`], gives verdicts, builds the [`summary::Summary`].
+//! - [`report`]: Markdown + PNG reports from a summary.
+//! - [`golden`]: compact golden traces (`bless`) and drift against them.
+//! - [`validate`]: `tracecheck validate` for any engine's traces.
+pub mod analyze;
+pub mod golden;
+pub mod metrics;
+pub mod modes;
+pub mod report;
+pub mod runner;
 pub mod summary;
+pub mod validate;

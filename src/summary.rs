@@ -74,6 +74,8 @@ pub struct TopToken {
 /// A compared row where the two sides disagree: where and what each side predicted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Divergence {
+    /// The comparison it came from: "prefill_vs_decode", "batch_vs_batch1" or "golden".
+    pub kind: String,
     /// Row index j (0 = the logits at P−1).
     pub position: usize,
     pub max_abs_diff: f64,
@@ -135,6 +137,8 @@ pub struct CellSummary {
     pub status: String,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// What could not be checked (e.g. no batch-1 twin), without failing the cell.
+    pub notes: Vec<String>,
     /// A batch-1 reference cell added by `run` for pairing.
     pub reference_cell: bool,
     pub backend: Option<String>,

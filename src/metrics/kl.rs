@@ -19,7 +19,8 @@ pub(crate) fn kl_precise(sum_exp: f64, sum_exp_excess: f64, sum_exp_m1: f64) -> 
     clamp(sum_exp_excess / sum_exp - (s - s.ln_1p()))
 }
 
-/// Log-sum-exp form from Σe per side and t = Σe_r·(r − c): KL = t/s_r + (m_c − m_r) + ln(s_c/s_r).
+/// Log-sum-exp form from Σe per side (shifts m) and t = Σe_r·(r − c):
+/// KL = t/s_r + (m_c − m_r) + ln(s_c/s_r).
 pub(crate) fn kl_lse(t: f64, s_ref: f64, s_cand: f64, shift_ref: f64, shift_cand: f64) -> f64 {
     clamp(t / s_ref + ((shift_cand - shift_ref) + (s_cand / s_ref).ln()))
 }

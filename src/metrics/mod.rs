@@ -2,9 +2,10 @@
 //! sequences of them), aggregating, and applying equivalence policies.
 //!
 //! Every statistic is computed in f64 from the stored f32 values. The hot path
-//! ([`compare_rows`]) allocates nothing and makes one pass over identical rows (bitwise
-//! compare + top-5) or two over differing ones (|Δ| + top-5, then the softmax sums for KL with
-//! a vectorised exp). Results never depend on the CPU's vector width or on the thread count.
+//! ([`compare_rows`]) allocates nothing: identical rows get a bitwise compare and one top-5
+//! scan (KL = 0, no exp work); differing rows get top-5 scans, a |Δ| pass and one softmax pass
+//! for KL with a vectorised f64 exp. Results never depend on the CPU's vector width or on the
+//! thread count.
 //! Presentation (tables, charts, text) lives elsewhere; only [`FailReason`]'s `Display`
 //! gives the one-line reason a verdict quotes.
 
@@ -18,7 +19,7 @@ mod nonfinite;
 mod policy;
 mod row;
 mod sequence;
-mod summary;
+mod stats;
 mod topk;
 
 #[cfg(test)]
@@ -35,5 +36,5 @@ pub use sequence::{
     aggregate, compare_sequence, compare_sequences, compare_sequences_par, SequenceMetrics,
     SequencePair,
 };
-pub use summary::{DiffAt, FlipAt, NonFiniteAt, RowRef, Side, Summary};
+pub use stats::{DiffAt, FlipAt, NonFiniteAt, RowRef, Side, Stats};
 pub use topk::{TopEntry, TopK, TOP_K};

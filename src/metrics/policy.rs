@@ -1,5 +1,5 @@
-//! Equivalence policies (DESIGN "Metrics, policies, verdicts") as a pure function of a
-//! [`Summary`]: pass/fail plus typed reasons (their `Display` is the one-line explanation).
+//! Equivalence policies (DESIGN "Metrics, policies, verdicts") as a pure function of
+//! [`Stats`]: pass/fail plus typed reasons (their `Display` is the one-line explanation).
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ParseNameError;
 use super::nonfinite::NonFiniteKind;
-use super::summary::{Side, Summary};
+use super::stats::{Side, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,7 +94,7 @@ impl fmt::Display for Policy {
     }
 }
 
-/// Why a summary fails its policy. `sequence` is None when the summary holds one sequence.
+/// Why statistics fail their policy. `sequence` is None when they cover one sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum FailReason {
@@ -146,12 +146,12 @@ pub struct PolicyOutcome {
     pub reasons: Vec<FailReason>,
 }
 
-/// Applies `policy` (with `overrides`) to `summary`.
-pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> PolicyOutcome {
+/// Applies `policy` (with `overrides`) to `stats`.
+pub fn evaluate(stats: &Stats, policy: Policy, overrides: &Overrides) -> PolicyOutcome {
     let th = policy.thresholds(overrides);
-    let seq = |s: u32| (summary.sequences > 1).then_some(s);
+    let seq = |s: u32| (stats.sequences > 1).then_some(s);
     let mut reasons = Vec::new();
-    for nf in &summary.non_finite {
+    for nf in &stats.non_finite {
         reasons.push(FailReason::NonFinite {
             sequence: seq(nf.sequence),
             position: nf.position,
@@ -161,22 +161,22 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
             count: nf.values.count(),
         });
     }
-    if th.bit_exact && !summary.all_bit_exact {
-        let first = summary.first_divergent.unwrap_or(super::summary::RowRef {
+    if th.bit_exact && !stats.all_bit_exact {
+        let first = stats.first_divergent.unwrap_or(super::stats::RowRef {
             sequence: 0,
             position: 0,
         });
         reasons.push(FailReason::NotBitExact {
-            rows: summary.rows - summary.bit_exact_rows,
-            of: summary.rows,
+            rows: stats.rows - stats.bit_exact_rows,
+            of: stats.rows,
             first_sequence: seq(first.sequence),
             first_position: first.position,
         });
     }
     if let Some(limit) = th.max_abs_diff {
-        if above(summary.max_abs_diff, limit) {
+        if above(stats.max_abs_diff, limit) {
             reasons.push(FailReason::MaxAbsDiff {
-                value: summary.max_abs_diff,
+                value: stats.max_abs_diff,
                 limit,
                 policy,
                 overridden: th.atol_overridden,
@@ -184,9 +184,9 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
         }
     }
     if let Some(limit) = th.min_top1 {
-        if above(limit, summary.top1_agreement) {
+        if above(limit, stats.top1_agreement) {
             reasons.push(FailReason::Top1 {
-                value: summary.top1_agreement,
+                value: stats.top1_agreement,
                 limit,
                 policy,
                 overridden: th.min_top1_overridden,
@@ -194,16 +194,16 @@ pub fn evaluate(summary: &Summary, policy: Policy, overrides: &Overrides) -> Pol
         }
     }
     if let Some(limit) = th.max_mean_kl {
-        if above(summary.mean_kl, limit) {
+        if above(stats.mean_kl, limit) {
             reasons.push(FailReason::MeanKl {
-                value: summary.mean_kl,
+                value: stats.mean_kl,
                 limit,
                 policy,
             });
         }
     }
     if th.flips_near_tie {
-        for f in summary.flips.iter().filter(|f| !f.flip.near_tie) {
+        for f in stats.flips.iter().filter(|f| !f.flip.near_tie) {
             reasons.push(FailReason::FlipNotNearTie {
                 sequence: seq(f.sequence),
                 position: f.position,

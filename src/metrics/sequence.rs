@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::dtype::LogitDtype;
 use super::error::MetricsError;
 use super::row::{compare_checked, RowMetrics};
-use super::summary::Summary;
+use super::stats::Stats;
 
 /// The reference and candidate logits of one sequence, each `rows × vocab` row-major.
 #[derive(Debug, Clone, Copy)]
@@ -15,17 +15,17 @@ pub struct SequencePair<'a> {
     pub candidate: &'a [f32],
 }
 
-/// Per-position rows and their summary.
+/// Per-position rows and their statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SequenceMetrics {
     pub rows: Vec<RowMetrics>,
-    pub summary: Summary,
+    pub stats: Stats,
 }
 
 impl SequenceMetrics {
     pub fn from_rows(rows: Vec<RowMetrics>) -> SequenceMetrics {
-        let summary = Summary::from_rows(&rows);
-        SequenceMetrics { rows, summary }
+        let stats = Stats::from_rows(&rows);
+        SequenceMetrics { rows, stats }
     }
 }
 
@@ -92,9 +92,9 @@ pub fn compare_sequences_par(
     Ok(out)
 }
 
-/// The summary over many sequences, in their order.
-pub fn aggregate(sequences: &[SequenceMetrics]) -> Summary {
-    Summary::merge(sequences.iter().map(|s| &s.summary))
+/// The statistics over many sequences, in their order.
+pub fn aggregate(sequences: &[SequenceMetrics]) -> Stats {
+    Stats::merge(sequences.iter().map(|s| &s.stats))
 }
 
 fn compare_all(p: SequencePair<'_>, vocab: usize, dtype: LogitDtype) -> Vec<RowMetrics> {

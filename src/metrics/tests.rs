@@ -309,10 +309,10 @@ fn sequence(
 }
 
 #[test]
-fn sequence_summary_series_and_first_divergence() {
+fn sequence_stats_series_and_first_divergence() {
     let (r, c) = sequence(64, 6, 7, &[2, 4], 1e-2);
     let s = compare_sequence(&r, &c, 64, LogitDtype::F32).unwrap();
-    let sum = &s.summary;
+    let sum = &s.stats;
     assert_eq!(
         (sum.rows, sum.bit_exact_rows, sum.all_bit_exact),
         (6, 4, false)
@@ -384,20 +384,20 @@ fn merge_renumbers_sequences_and_keeps_earliest_position() {
         assert!(f.sequence < 2);
     }
     // Merging merges is the same as merging all at once.
-    let ab = Summary::merge([&seqs[0].summary, &seqs[1].summary]);
-    assert_eq!(Summary::merge([&ab, &seqs[2].summary]), agg);
-    assert_eq!(Summary::merge([]), Summary::default());
+    let ab = Stats::merge([&seqs[0].stats, &seqs[1].stats]);
+    assert_eq!(Stats::merge([&ab, &seqs[2].stats]), agg);
+    assert_eq!(Stats::merge([]), Stats::default());
 }
 
-fn summary_of(rows: &[(Vec<f32>, Vec<f32>)], dtype: LogitDtype) -> Summary {
+fn stats_of(rows: &[(Vec<f32>, Vec<f32>)], dtype: LogitDtype) -> Stats {
     let ms: Vec<RowMetrics> = rows
         .iter()
         .map(|(r, c)| compare_rows(r, c, dtype).unwrap())
         .collect();
-    Summary::from_rows(&ms)
+    Stats::from_rows(&ms)
 }
 
-fn check(s: &Summary, p: Policy) -> PolicyOutcome {
+fn check(s: &Stats, p: Policy) -> PolicyOutcome {
     evaluate(s, p, &Overrides::default())
 }
 
@@ -408,14 +408,14 @@ fn reasons(o: &PolicyOutcome) -> Vec<String> {
 #[test]
 fn policy_exact() {
     let r = logits(100, 1, 1.0);
-    let same = summary_of(
+    let same = stats_of(
         &[(r.clone(), r.clone()), (r.clone(), r.clone())],
         LogitDtype::F32,
     );
     assert!(check(&same, Policy::Exact).pass);
     let mut c = r.clone();
     c[5] = f32::from_bits(c[5].to_bits() ^ 1); // one ULP
-    let one_off = summary_of(&[(r.clone(), r.clone()), (r.clone(), c)], LogitDtype::F32);
+    let one_off = stats_of(&[(r.clone(), r.clone()), (r.clone(), c)], LogitDtype::F32);
     let o = check(&one_off, Policy::Exact);
     assert!(!o.pass);
     assert_eq!(
@@ -429,7 +429,7 @@ fn policy_exact() {
 #[test]
 fn policy_fp32() {
     let r = logits(1000, 2, 2.0);
-    let ok = summary_of(&[(r.clone(), perturb(&r, 5, 1e-4))], LogitDtype::F32);
+    let ok = stats_of(&[(r.clone(), perturb(&r, 5, 1e-4))], LogitDtype::F32);
     assert!(
         check(&ok, Policy::Fp32).pass,
         "{:?}",
@@ -437,7 +437,7 @@ fn policy_fp32() {
     );
     let mut c = r.clone();
     c[10] += 2.1e-3;
-    let big = summary_of(&[(r.clone(), c)], LogitDtype::F32);
+    let big = stats_of(&[(r.clone(), c)], LogitDtype::F32);
     let o = check(&big, Policy::Fp32);
     assert!(!o.pass);
     assert!(
@@ -460,7 +460,7 @@ fn policy_fp32() {
     let r = [1.0f32, 0.59, 0.0];
     let c = [1.0f32, 1.0 + 1e-4, 0.0];
     let o = evaluate(
-        &summary_of(
+        &stats_of(
             &[(r.to_vec(), r.to_vec()), (r.to_vec(), c.to_vec())],
             LogitDtype::F32,
         ),
@@ -482,11 +482,11 @@ fn policy_fp16() {
     let rows: Vec<_> = (0..4)
         .map(|i| (r.clone(), perturb(&r, 10 + i, 1e-2)))
         .collect();
-    assert!(check(&summary_of(&rows, LogitDtype::F16), Policy::Fp16).pass);
+    assert!(check(&stats_of(&rows, LogitDtype::F16), Policy::Fp16).pass);
     let rows: Vec<_> = (0..4)
         .map(|i| (r.clone(), perturb(&r, 10 + i, 0.2)))
         .collect();
-    let o = check(&summary_of(&rows, LogitDtype::F16), Policy::Fp16);
+    let o = check(&stats_of(&rows, LogitDtype::F16), Policy::Fp16);
     assert!(
         !o.pass && reasons(&o)[0].contains("> 0.05 (fp16)"),
         "{:?}",
@@ -497,7 +497,7 @@ fn policy_fp16() {
     let b = [2.0f32, 2.0 + 2f32.powi(-9), 0.0, 1.0];
     let mut rows = vec![(a.to_vec(), a.to_vec()); 7];
     rows.push((a.to_vec(), b.to_vec()));
-    let s = summary_of(&rows, LogitDtype::F16);
+    let s = stats_of(&rows, LogitDtype::F16);
     assert!(s.flips[0].flip.near_tie);
     let o = check(&s, Policy::Fp16);
     assert_eq!(reasons(&o), ["top-1 agreement 0.875 < 0.995 (fp16)"]);
@@ -515,7 +515,7 @@ fn policy_fp16() {
 #[test]
 fn policy_bf16() {
     let r = logits(2000, 4, 3.0);
-    let noisy = summary_of(&[(r.clone(), perturb(&r, 6, 0.05))], LogitDtype::Bf16);
+    let noisy = stats_of(&[(r.clone(), perturb(&r, 6, 0.05))], LogitDtype::Bf16);
     assert!(noisy.max_abs_diff > 0.05 && noisy.mean_kl > 0.0);
     assert!(
         check(&noisy, Policy::Bf16).pass,
@@ -529,7 +529,7 @@ fn policy_bf16() {
         .map(|(i, &x)| if i % 2 == 0 { x + 1.4 } else { x })
         .collect();
     let o = check(
-        &summary_of(&[(r.clone(), shifted)], LogitDtype::Bf16),
+        &stats_of(&[(r.clone(), shifted)], LogitDtype::Bf16),
         Policy::Bf16,
     );
     assert!(
@@ -542,10 +542,7 @@ fn policy_bf16() {
     assert!(!reasons(&o).iter().any(|s| s.starts_with("max")));
     let mut c = r.clone();
     c[3] += 2.0;
-    let o = check(
-        &summary_of(&[(r.clone(), c)], LogitDtype::Bf16),
-        Policy::Bf16,
-    );
+    let o = check(&stats_of(&[(r.clone(), c)], LogitDtype::Bf16), Policy::Bf16);
     assert!(
         reasons(&o)
             .iter()
@@ -565,14 +562,14 @@ fn non_finite_fails_every_policy() {
         (r.clone(), r.clone()),
         (r.clone(), c),
     ];
-    let s = summary_of(&rows, LogitDtype::F32);
+    let s = stats_of(&rows, LogitDtype::F32);
     for p in [Policy::Exact, Policy::Fp32, Policy::Fp16, Policy::Bf16] {
         let o = check(&s, p);
         assert!(!o.pass);
         assert_eq!(reasons(&o)[0], "NaN in candidate row 2 at id 517", "{p}");
     }
     // Across sequences the reason names the sequence.
-    let agg = Summary::merge([&s, &s]);
+    let agg = Stats::merge([&s, &s]);
     let o = check(&agg, Policy::Bf16);
     assert_eq!(
         reasons(&o)[1],

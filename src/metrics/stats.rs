@@ -8,8 +8,8 @@ use super::nonfinite::NonFinite;
 use super::row::{Flip, RowMetrics};
 use super::topk::TOP_K;
 
-/// A row of a summary: `sequence` is the index among the merged parts, in merge order (0 in a
-/// one-sequence summary); `position` the row within that sequence.
+/// A row of a [`Stats`]: `sequence` is the index among the merged parts, in merge order (0 in
+/// one-sequence stats); `position` the row within that sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRef {
     pub sequence: u32,
@@ -50,7 +50,7 @@ pub struct NonFiniteAt {
 /// Raw counts and per-row series (mergeable) plus the figures derived from them.
 /// With no rows: agreements are 1, differences and KL 0, `kl` None.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
+pub struct Stats {
     pub sequences: u32,
     pub rows: u64,
     pub rows_per_sequence: Vec<u32>,
@@ -81,9 +81,9 @@ pub struct Summary {
     pub non_finite: Vec<NonFiniteAt>,
 }
 
-impl Default for Summary {
+impl Default for Stats {
     fn default() -> Self {
-        let mut s = Summary {
+        let mut s = Stats {
             sequences: 0,
             rows: 0,
             rows_per_sequence: Vec::new(),
@@ -112,13 +112,13 @@ impl Default for Summary {
     }
 }
 
-impl Summary {
-    /// Summary of one sequence whose rows are positions 0, 1, ….
-    pub fn from_rows(rows: &[RowMetrics]) -> Summary {
-        let mut s = Summary {
+impl Stats {
+    /// Stats of one sequence whose rows are positions 0, 1, ….
+    pub fn from_rows(rows: &[RowMetrics]) -> Stats {
+        let mut s = Stats {
             sequences: 1,
             rows_per_sequence: vec![rows.len() as u32],
-            ..Summary::default()
+            ..Stats::default()
         };
         for (pos, row) in rows.iter().enumerate() {
             let position = pos as u32;
@@ -142,6 +142,7 @@ impl Summary {
                 });
             }
             s.top1_agree_rows += u64::from(row.top1_agree);
+            // top5_overlap is k/5 for an integer k; round away the division.
             s.top5_common += (row.top5_overlap * TOP_K as f64).round() as u64;
             s.max_abs_diff_per_row.push(row.max_abs_diff);
             s.kl_per_row.push(row.kl);
@@ -171,10 +172,10 @@ impl Summary {
         s
     }
 
-    /// Merges summaries in the given order; part k's sequences are renumbered after those of
+    /// Merges stats in the given order; part k's sequences are renumbered after those of
     /// parts 0..k. The result depends only on the order, never on how the parts were computed.
-    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> Summary {
-        let mut s = Summary::default();
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Stats>) -> Stats {
+        let mut s = Stats::default();
         for p in parts {
             let off = s.sequences;
             s.sequences += p.sequences;
@@ -183,7 +184,7 @@ impl Summary {
             s.bit_exact_rows += p.bit_exact_rows;
             if let Some(f) = p.first_divergent {
                 let f = RowRef {
-                    sequence: f.sequence,
+                    sequence: f.sequence + off,
                     ..f
                 };
                 if s.first_divergent.is_none_or(|g| f.position < g.position) {
