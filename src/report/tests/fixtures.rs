@@ -67,6 +67,7 @@ pub(super) fn cell(spec: CellSpec) -> CellSummary {
         status: "OK".to_string(),
         verdict: Verdict::PassEquiv,
         reasons: vec![],
+        notes: vec![],
         reference_cell: false,
         backend: Some(spec.backend.to_string()),
         device: Some("MI300X".to_string()),
@@ -250,6 +251,7 @@ pub(super) fn b3_81_failing() -> Summary {
         prompt_len: 8192,
         comparisons: vec![],
         divergences: vec![Divergence {
+            kind: "prefill_vs_decode".into(),
             position: 3,
             max_abs_diff: 0.03125,
             top1_agree: false,
