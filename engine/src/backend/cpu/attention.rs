@@ -8,7 +8,7 @@
 //!   (running max and sum, rescaled per tile); probabilities are the unnormalised
 //!   exp(s − running max), rounded when bf16; the output is divided by the sum at the end.
 
-use super::kernels::{dot, round_bf16, round_slice};
+use super::kernels::{dot, exp_f32, round_bf16, round_slice};
 
 pub const FLASH_TILE: usize = 64;
 
@@ -44,6 +44,63 @@ pub fn naive(
     bf16: bool,
     scores: &mut Vec<f32>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present; the same code, compiled for wider registers.
+        return unsafe { naive_avx512(q, kv, n, scale, out, bf16, scores) };
+    }
+    naive_impl(q, kv, n, scale, out, bf16, scores)
+}
+
+/// Tiled attention with an online softmax; same contract as [`naive`].
+pub fn flash(q: &[f32], kv: &KvView<'_>, n: usize, scale: f32, out: &mut [f32], bf16: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present; the same code, compiled for wider registers.
+        return unsafe { flash_avx512(q, kv, n, scale, out, bf16) };
+    }
+    flash_impl(q, kv, n, scale, out, bf16)
+}
+
+// The compiler may not reorder floating-point operations, so these builds give the same bits
+// as the portable ones; only the register width differs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn naive_avx512(
+    q: &[f32],
+    kv: &KvView<'_>,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+    bf16: bool,
+    scores: &mut Vec<f32>,
+) {
+    naive_impl(q, kv, n, scale, out, bf16, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn flash_avx512(
+    q: &[f32],
+    kv: &KvView<'_>,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+    bf16: bool,
+) {
+    flash_impl(q, kv, n, scale, out, bf16)
+}
+
+#[inline(always)]
+fn naive_impl(
+    q: &[f32],
+    kv: &KvView<'_>,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+    bf16: bool,
+    scores: &mut Vec<f32>,
+) {
     let hd = q.len();
     scores.clear();
     let mut m = f32::NEG_INFINITY;
@@ -52,9 +109,12 @@ pub fn naive(
         m = m.max(s);
         scores.push(s);
     }
-    let mut l = 0f32;
     for s in scores.iter_mut() {
-        *s = (*s - m).exp();
+        *s = exp_f32(*s - m);
+    }
+    // The sum in increasing position, one fixed order.
+    let mut l = 0f32;
+    for s in scores.iter() {
         l += *s;
     }
     for s in scores.iter_mut() {
@@ -72,8 +132,8 @@ pub fn naive(
     round_slice(out, bf16);
 }
 
-/// Tiled attention with an online softmax; same contract as [`naive`].
-pub fn flash(q: &[f32], kv: &KvView<'_>, n: usize, scale: f32, out: &mut [f32], bf16: bool) {
+#[inline(always)]
+fn flash_impl(q: &[f32], kv: &KvView<'_>, n: usize, scale: f32, out: &mut [f32], bf16: bool) {
     let hd = q.len();
     let mut m = f32::NEG_INFINITY;
     let mut l = 0f32;
@@ -82,6 +142,7 @@ pub fn flash(q: &[f32], kv: &KvView<'_>, n: usize, scale: f32, out: &mut [f32], 
     let mut t0 = 0;
     while t0 < n {
         let t1 = (t0 + FLASH_TILE).min(n);
+        let len = t1 - t0;
         let mut m_new = m;
         for j in t0..t1 {
             s[j - t0] = dot(q, kv.key(j, hd)) * scale;
@@ -90,19 +151,21 @@ pub fn flash(q: &[f32], kv: &KvView<'_>, n: usize, scale: f32, out: &mut [f32], 
         let alpha = if m == f32::NEG_INFINITY {
             0.0
         } else {
-            (m - m_new).exp()
+            exp_f32(m - m_new)
         };
         l *= alpha;
         for o in out.iter_mut() {
             *o *= alpha;
         }
-        for j in t0..t1 {
-            let mut p = (s[j - t0] - m_new).exp();
+        for p in s[..len].iter_mut() {
+            *p = exp_f32(*p - m_new);
             if bf16 {
-                p = round_bf16(p);
+                *p = round_bf16(*p);
             }
-            l += p;
-            for (o, v) in out.iter_mut().zip(kv.value(j, hd)) {
+        }
+        for (jj, p) in s[..len].iter().enumerate() {
+            l += *p;
+            for (o, v) in out.iter_mut().zip(kv.value(t0 + jj, hd)) {
                 *o += p * v;
             }
         }
@@ -187,5 +250,21 @@ mod tests {
         flash(&q, &kv, 100, 0.25, &mut a, true);
         flash(&q, &kv2, 100, 0.25, &mut b, true);
         assert_eq!(a, b);
+        // The dispatched SIMD builds give the portable builds' bits.
+        for bf16 in [false, true] {
+            let (mut a, mut b) = (vec![0f32; hd], vec![0f32; hd]);
+            flash(&q, &kv, 150, 0.25, &mut a, bf16);
+            flash_impl(&q, &kv, 150, 0.25, &mut b, bf16);
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            naive(&q, &kv, 150, 0.25, &mut a, bf16, &mut Vec::new());
+            naive_impl(&q, &kv, 150, 0.25, &mut b, bf16, &mut Vec::new());
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
     }
 }
