@@ -163,7 +163,8 @@ fn mem_limit_and_timeout_give_failed_cells_and_keep_the_others() {
 fn broken_cells_among_good_ones_are_invalid_and_the_report_is_still_written() {
     let dir = tempfile::tempdir().unwrap();
     let clean = clean_sweep(dir.path());
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Breaker = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "missing field",
             Box::new(|d: &Path| {

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Capture one cell: prompt prefill, greedy decode, reference prefill; write DIR/<cell-key>/.
-    Capture(CaptureArgs),
+    Capture(Box<CaptureArgs>),
     /// Fetch or inspect models.
     Model {
         #[command(subcommand)]

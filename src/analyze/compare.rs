@@ -214,6 +214,64 @@ fn find_twin<'a>(
     found.into_iter().next()
 }
 
+/// One comparison kind's sequences, merged at the end into the cell's summary.
+#[derive(Default)]
+struct KindAcc {
+    stats: Vec<Stats>,
+    excluded: usize,
+    tdiv: Option<usize>,
+    reference: String,
+}
+
+#[derive(Default)]
+struct Accumulator {
+    kinds: std::collections::BTreeMap<&'static str, KindAcc>,
+}
+
+#[derive(Default)]
+struct SeqAcc {
+    comparisons: Vec<PairSummary>,
+    divergences: Vec<Divergence>,
+}
+
+impl Accumulator {
+    /// Records one sequence's comparison: its summary and divergences, and its stats for the
+    /// cell-level merge.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        ctx: &Ctx<'_>,
+        seq: &mut SeqAcc,
+        kind: &'static str,
+        reference: String,
+        m: crate::metrics::SequenceMetrics,
+        excluded: usize,
+        tdiv: Option<usize>,
+    ) {
+        seq.divergences
+            .extend(divergences(&m.rows, ctx.tokenizer, kind));
+        seq.comparisons.push(pair_summary(
+            kind,
+            reference.clone(),
+            &m.stats,
+            excluded,
+            tdiv,
+            ctx.policy,
+            &ctx.overrides,
+        ));
+        let e = self.kinds.entry(kind).or_insert_with(|| KindAcc {
+            reference,
+            ..Default::default()
+        });
+        e.stats.push(m.stats);
+        e.excluded += excluded;
+        e.tdiv = match (e.tdiv, tdiv) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
     let r = &cell.record;
     let (Some(logits), Some(tokens)) = (cell.logits.as_ref(), r.tokens.as_ref()) else {
@@ -225,57 +283,25 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
     };
     let (batch, span, vocab) = logits.dims();
     let dtype = logit_dtype(&r.config);
-    let tok = ctx.tokenizer;
     let mut notes = Vec::new();
-    let mut per_kind: std::collections::BTreeMap<
-        &'static str,
-        (Vec<Stats>, usize, Option<usize>, String),
-    > = Default::default();
+    let mut acc = Accumulator::default();
     let mut sequences = Vec::with_capacity(batch);
     for b in 0..batch {
         let i = r.config.prompt_offset + b;
         let prompt = tokens.prompt.get(b).cloned().unwrap_or_default();
-        let mut comparisons = Vec::new();
-        let mut divs = Vec::new();
-        let mut push = |kind: &'static str,
-                        reference: String,
-                        m: crate::metrics::SequenceMetrics,
-                        excluded: usize,
-                        tdiv: Option<usize>,
-                        comparisons: &mut Vec<PairSummary>,
-                        divs: &mut Vec<Divergence>| {
-            divs.extend(divergences(&m.rows, tok, kind));
-            comparisons.push(pair_summary(
-                kind,
-                reference.clone(),
-                &m.stats,
-                excluded,
-                tdiv,
-                ctx.policy,
-                &ctx.overrides,
-            ));
-            let e = per_kind
-                .entry(kind)
-                .or_insert_with(|| (Vec::new(), 0, None, reference));
-            e.0.push(m.stats);
-            e.1 += excluded;
-            e.2 = match (e.2, tdiv) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        };
+        let mut seq = SeqAcc::default();
         // Prefill vs decode: both consumed the same generated tokens.
         let pre = seq_rows(logits, Side::Prefill, b, span);
         let dec = seq_rows(logits, Side::Decode, b, span);
         match compare_sequence(&pre, &dec, vocab, dtype) {
-            Ok(m) => push(
+            Ok(m) => acc.add(
+                ctx,
+                &mut seq,
                 "prefill_vs_decode",
                 "prefill".into(),
                 m,
                 0,
                 None,
-                &mut comparisons,
-                &mut divs,
             ),
             Err(e) => notes.push(format!("sequence {b}: prefill vs decode not compared: {e}")),
         }
@@ -285,15 +311,16 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
                 Some(twin) => {
                     let tl = twin.logits.as_ref().expect("twin has logits");
                     let tg = &twin.record.tokens.as_ref().expect("twin has tokens").generated[0];
-                    let g = &tokens.generated[b];
-                    let tdiv = token_divergence(tg, g, span);
+                    let tdiv = token_divergence(tg, &tokens.generated[b], span);
                     // Row j consumed generated[j−1]: rows after a token divergence differ in input.
                     let rows = tdiv.map_or(span, |p| p + 1).min(span);
                     let refr = seq_rows(tl, Side::Decode, 0, rows);
-                    let cand = &dec[..rows * vocab];
                     let name = twin.name().unwrap_or("batch 1").to_string();
-                    match compare_sequence(&refr, cand, vocab, dtype) {
-                        Ok(m) => push("batch_vs_batch1", format!("batch 1 ({name})"), m, span - rows, tdiv, &mut comparisons, &mut divs),
+                    match compare_sequence(&refr, &dec[..rows * vocab], vocab, dtype) {
+                        Ok(m) => {
+                            let reference = format!("batch 1 ({name})");
+                            acc.add(ctx, &mut seq, "batch_vs_batch1", reference, m, span - rows, tdiv)
+                        }
                         Err(e) => notes.push(format!("sequence {b}: batch vs batch 1 not compared: {e}")),
                     }
                 }
@@ -304,8 +331,7 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
         }
         // Drift against the golden.
         if let Some(g) = ctx.golden {
-            let key = cell.name().unwrap_or_default();
-            if let Some(gc) = g.cell(key) {
+            if let Some(gc) = g.cell(cell.name().unwrap_or_default()) {
                 match gc.drift(
                     b,
                     &tokens.generated[b],
@@ -315,7 +341,7 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
                     dtype,
                     ctx.device.as_deref(),
                 ) {
-                    Ok(p) => comparisons.push(p),
+                    Ok(p) => seq.comparisons.push(p),
                     Err(e) => notes.push(format!("sequence {b}: golden not compared: {e}")),
                 }
             }
@@ -324,29 +350,40 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
             b,
             prompt_index: i,
             prompt_len: prompt.len(),
-            comparisons,
-            divergences: divs,
+            comparisons: seq.comparisons,
+            divergences: seq.divergences,
         });
     }
+    let per_kind = acc.kinds;
     let mut merged: Vec<PairSummary> = per_kind
         .into_iter()
-        .map(|(kind, (stats, excluded, tdiv, reference))| {
-            let s = Stats::merge(stats.iter());
-            let reference = if kind == "batch_vs_batch1" {
-                "batch 1 twins".to_string()
-            } else {
-                reference
-            };
-            pair_summary(
+        .map(
+            |(
                 kind,
-                reference,
-                &s,
-                excluded,
-                tdiv,
-                ctx.policy,
-                &ctx.overrides,
-            )
-        })
+                KindAcc {
+                    stats,
+                    excluded,
+                    tdiv,
+                    reference,
+                },
+            )| {
+                let s = Stats::merge(stats.iter());
+                let reference = if kind == "batch_vs_batch1" {
+                    "batch 1 twins".to_string()
+                } else {
+                    reference
+                };
+                pair_summary(
+                    kind,
+                    reference,
+                    &s,
+                    excluded,
+                    tdiv,
+                    ctx.policy,
+                    &ctx.overrides,
+                )
+            },
+        )
         .collect();
     // Golden drift merges by the worst sequence (its stats are not row metrics).
     let golden: Vec<&PairSummary> = sequences

@@ -68,7 +68,7 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
     } else {
         sorted[n / 2]

@@ -143,7 +143,7 @@ pub(crate) fn percent(x: f64) -> String {
 
 /// Context length in the seeds' title style: 8192 → `8k`, 32768 → `32k`, 128 → `128`.
 pub(crate) fn ctx_short(n: usize) -> String {
-    if n >= 1024 && n % 1024 == 0 {
+    if n >= 1024 && n.is_multiple_of(1024) {
         format!("{}k", n / 1024)
     } else {
         n.to_string()

@@ -129,7 +129,7 @@ impl BackendKind {
 
 /// Enum dispatch over the backends.
 pub enum AnyBackend {
-    Cpu(CpuBackend),
+    Cpu(Box<CpuBackend>),
     Cuda(CudaBackend),
 }
 
@@ -137,21 +137,21 @@ impl AnyBackend {
     /// Creates the backend; `mem_limit` caps what it may allocate (bytes).
     pub fn new(kind: BackendKind, mem_limit: Option<u64>) -> Result<Self, BackendError> {
         Ok(match kind {
-            BackendKind::Cpu => AnyBackend::Cpu(CpuBackend::new(mem_limit)),
+            BackendKind::Cpu => AnyBackend::Cpu(Box::new(CpuBackend::new(mem_limit))),
             BackendKind::Cuda => AnyBackend::Cuda(CudaBackend::new(mem_limit)?),
         })
     }
 
     fn inner(&mut self) -> &mut dyn Backend {
         match self {
-            AnyBackend::Cpu(b) => b,
+            AnyBackend::Cpu(b) => b.as_mut(),
             AnyBackend::Cuda(b) => b,
         }
     }
 
     fn inner_ref(&self) -> &dyn Backend {
         match self {
-            AnyBackend::Cpu(b) => b,
+            AnyBackend::Cpu(b) => b.as_ref(),
             AnyBackend::Cuda(b) => b,
         }
     }

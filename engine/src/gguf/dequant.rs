@@ -26,7 +26,7 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
         return Err(DequantError::Unsupported(ty));
     }
     let n_blocks = out.len() / ty.block_size();
-    let whole = out.len() % ty.block_size() == 0;
+    let whole = out.len().is_multiple_of(ty.block_size());
     if !whole || n_blocks.checked_mul(ty.type_size()) != Some(bytes.len()) {
         return Err(DequantError::LengthMismatch {
             ggml_type: ty,

@@ -29,7 +29,7 @@ pub fn f32_to_bf16(x: f32) -> u16 {
 /// Quantise `data` to `ty`, appending the encoded bytes to `out`.
 pub fn quantize_into(ty: GgmlType, data: &[f32], out: &mut Vec<u8>) -> Result<(), QuantizeError> {
     let block_size = ty.block_size();
-    if data.len() % block_size != 0 {
+    if !data.len().is_multiple_of(block_size) {
         return Err(QuantizeError::NotBlockMultiple {
             ggml_type: ty,
             len: data.len(),

@@ -57,7 +57,7 @@ impl LlamaConfig {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-        let head_dim = if n_head == 0 { 0 } else { n_embd / n_head };
+        let head_dim = n_embd.checked_div(n_head).unwrap_or(0);
         let cfg = LlamaConfig {
             name,
             arch: arch.clone(),
@@ -91,13 +91,13 @@ impl LlamaConfig {
                 self.n_head, self.n_kv_head, self.n_layer, self.vocab
             ));
         }
-        if self.n_embd % self.n_head != 0 || self.n_head % self.n_kv_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) || !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
                 "embedding {} / heads {} / kv heads {} do not divide evenly",
                 self.n_embd, self.n_head, self.n_kv_head
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!(
                 "head dimension {} is odd (RoPE rotates pairs)",
                 self.head_dim

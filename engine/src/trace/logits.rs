@@ -113,7 +113,7 @@ pub fn to_f32_into(dtype: LogitDtype, bytes: &[u8], out: &mut [f32]) {
 fn as_f32(bytes: &[u8]) -> Option<&[f32]> {
     let fits = cfg!(target_endian = "little")
         && bytes.as_ptr().align_offset(std::mem::align_of::<f32>()) == 0
-        && bytes.len() % 4 == 0;
+        && bytes.len().is_multiple_of(4);
     // SAFETY: the pointer is aligned for f32, the length is a whole number of f32s inside the
     // same allocation, every bit pattern is a valid f32, and the result borrows `bytes`.
     fits.then(|| unsafe {

@@ -38,20 +38,14 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding and subtracting 1.5·2^23 rounds to the nearest integer (ties to even).
     const ROUND: f32 = 12_582_912.0;
-    let xc = if x < -87.3 {
-        -87.3
-    } else if x > 88.7 {
-        88.7
-    } else {
-        x
-    };
+    let xc = x.clamp(-87.3, 88.7);
     let n = (xc * LOG2E + ROUND) - ROUND;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let p = ((((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
         * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 5e-1)
         * r)
         * r
         + r
