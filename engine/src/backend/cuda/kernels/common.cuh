@@ -1,0 +1,116 @@
+// Shared device helpers of tracecheck's CUDA kernels (compiled with NVRTC, `--fmad=false`).
+//
+// Numerics contract (DESIGN.md "Trace format v1", the CPU backend's rounding points):
+// - bf16 rounding is round-to-nearest-even (`__float2bfloat16_rn`), returned as the f32 it
+//   represents; `maybe_round(x, r)` rounds only in bf16 runs.
+// - Multiply and add never fuse behind the code's back (`--fmad=false`); dot products use
+//   explicit `fmaf` (one IEEE rounding per step), so every order is a property of this code.
+// - Every reduction has one order that depends only on the reduced length (and fixed block
+//   sizes), never on how many rows a launch holds or where a row sits in it.
+#pragma once
+#include <cuda_bf16.h>
+
+typedef unsigned short bf16_t;  // bf16 bit pattern (weights, KV cache in bf16 runs)
+
+#define TC_FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ float round_bf16(float x) {
+    return __bfloat162float(__float2bfloat16_rn(x));
+}
+
+__device__ __forceinline__ float maybe_round(float x, int r) { return r ? round_bf16(x) : x; }
+
+// Element loads/stores for the two storage types. Stores take values that are already
+// rounded when the storage is bf16, so the conversion is exact.
+__device__ __forceinline__ float load_elem(const float* p, size_t i) { return p[i]; }
+__device__ __forceinline__ float load_elem(const bf16_t* p, size_t i) {
+    return __uint_as_float(((unsigned int)p[i]) << 16);
+}
+__device__ __forceinline__ void store_elem(float* p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_elem(bf16_t* p, size_t i, float v) {
+    p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+// Eight consecutive elements as f32 (16-byte loads; `p` 16-byte aligned for bf16, 32 for f32).
+__device__ __forceinline__ void load8(const bf16_t* __restrict__ p, float (&o)[8]) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+    o[0] = __uint_as_float(u.x << 16);
+    o[1] = __uint_as_float(u.x & 0xffff0000u);
+    o[2] = __uint_as_float(u.y << 16);
+    o[3] = __uint_as_float(u.y & 0xffff0000u);
+    o[4] = __uint_as_float(u.z << 16);
+    o[5] = __uint_as_float(u.z & 0xffff0000u);
+    o[6] = __uint_as_float(u.w << 16);
+    o[7] = __uint_as_float(u.w & 0xffff0000u);
+}
+__device__ __forceinline__ void load8(const float* __restrict__ p, float (&o)[8]) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+    o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+
+// e^x with plain f32 operations: the CPU backend's `exp_f32` (kernels.rs) line for line, so
+// both backends share one exponential (Cody–Waite reduction, Cephes degree-6 polynomial,
+// 2^n from the exponent bits; ~2 ULP; 0 below -87.3, +inf above 88.7, NaN stays NaN).
+__device__ __forceinline__ float tc_exp(float x) {
+    const float LOG2E = 1.44269504088896340736f;
+    const float LN2_HI = 0.6933594f;
+    const float LN2_LO = -2.1219444e-4f;
+    const float ROUND = 12582912.0f;
+    const float xc = fminf(fmaxf(x, -87.3f), 88.7f);
+    const float n = (xc * LOG2E + ROUND) - ROUND;
+    const float r = (xc - n * LN2_HI) - n * LN2_LO;
+    const float p = ((((((1.9875692e-4f * r + 1.3981999e-3f) * r + 8.333452e-3f) * r
+                        + 4.1665796e-2f) * r + 1.6666665e-1f) * r + 5e-1f) * r) * r
+                    + r + 1.0f;
+    const float scale = __int_as_float(((int)n + 127) << 23);
+    const float y = p * scale;
+    if (x != x) return x;
+    if (x < -87.3f) return 0.0f;
+    if (x > 88.7f) return __int_as_float(0x7f800000);
+    return y;
+}
+
+// Sum over a warp by a fixed xor tree (16, 8, 4, 2, 1). a+b == b+a, so every lane ends with
+// the same bits.
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(TC_FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(TC_FULL_MASK, v, o));
+    return v;
+}
+
+// Block-wide sum for a block of NT threads (NT a multiple of 32, at most 1024): each warp by
+// the xor tree, then the warp totals in warp order (every thread computes the same sum).
+// `red` holds 32 floats of shared memory; the call ends with a barrier so `red` can be reused.
+template <int NT>
+__device__ __forceinline__ float block_sum(float v, float* red) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    v = warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float t = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NT / 32; ++w) t += red[w];
+    __syncthreads();
+    return t;
+}
+
+template <int NT>
+__device__ __forceinline__ float block_max(float v, float* red) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    v = warp_max(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float t = red[0];
+#pragma unroll
+    for (int w = 1; w < NT / 32; ++w) t = fmaxf(t, red[w]);
+    __syncthreads();
+    return t;
+}
