@@ -268,6 +268,8 @@ pub struct Summary {
     pub model_sha256: Option<String>,
     pub device: Option<String>,
     pub backend: Option<String>,
+    /// The runner's per-phase timeout (sweep.json), seconds.
+    pub timeout_s: Option<f64>,
     /// sweep.json's argv when the traces came from `tracecheck run`.
     pub run_argv: Option<Vec<String>>,
     pub analyze_argv: Vec<String>,

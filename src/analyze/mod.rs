@@ -358,6 +358,7 @@ pub fn analyze(a: &AnalyzeArgs, argv: Vec<String>) -> Result<Outcome, AnalyzeErr
         model_sha256: first_ok.and_then(|t| t.record.model.as_ref().map(|m| m.sha256.clone())),
         device,
         backend: first_ok.and_then(|t| t.record.engine.as_ref().map(|e| e.backend.clone())),
+        timeout_s: sweep.as_ref().and_then(|s| s.timeout_s),
         run_argv: sweep.as_ref().map(|s| s.argv.clone()),
         analyze_argv: argv,
         tables: tables::build(&a.mode, &summaries),

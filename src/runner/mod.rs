@@ -135,6 +135,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     };
     let mut record = SweepRecord::begin(tool, plan.mode.clone(), argv, plan.model.clone());
     record.matrix = cells.clone();
+    record.timeout_s = Some(plan.timeout.as_secs_f64());
     record
         .tool_versions
         .insert("tracecheck".into(), env!("CARGO_PKG_VERSION").into());

@@ -101,7 +101,7 @@ impl HostInfo {
 }
 
 /// sweep.json.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRecord {
     pub schema_version: u32,
     pub tool: ToolInfo,
@@ -118,6 +118,9 @@ pub struct SweepRecord {
     /// None while the sweep runs.
     #[serde(default)]
     pub ended_at: Option<String>,
+    /// The runner's per-phase timeout, seconds (reports quote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
 }
 
 impl SweepRecord {
@@ -221,6 +224,7 @@ impl SweepRecord {
             tool_versions: BTreeMap::new(),
             started_at: rfc3339_utc(SystemTime::now()),
             ended_at: None,
+            timeout_s: None,
         }
     }
 }
@@ -281,6 +285,7 @@ mod tests {
         s.matrix.push(PlannedCell::new("cpu", c.twin(0), true));
         s.matrix.push(PlannedCell::new("cpu", c.twin(1), true));
         s.tool_versions.insert("rustc".into(), "1.85".into());
+        s.timeout_s = Some(600.0);
         s
     }
 

@@ -146,6 +146,7 @@ fn summary(
         model_sha256: None,
         device: Some("MI300X".to_string()),
         backend: Some("cuda".to_string()),
+        timeout_s: None,
         run_argv: Some(argv(run)),
         analyze_argv: argv(analyze),
         overall: overall(&cells),

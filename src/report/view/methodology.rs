@@ -87,7 +87,9 @@ pub(super) fn build(summary: &Summary, ctx: &ReportContext, cells: &[&CellSummar
             .backend
             .clone()
             .or_else(|| cells.iter().find_map(|c| c.backend.clone())),
-        timeout: timeout_s(&runs)
+        timeout: summary
+            .timeout_s
+            .or_else(|| timeout_s(&runs))
             .map(|s| format!("{} per phase", format::secs_compact(s)))
             .unwrap_or_else(|| "per phase, the runner's default".to_string()),
         unsupported_batch: batch_study,
