@@ -9,7 +9,9 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::backend::{AnyBackend, Backend, BackendError, BackendKind, Precision, SeqChunk};
-use crate::memsample::{rss_mb, Sampler};
+use std::sync::Arc;
+
+use crate::memsample::{rss_mb, Probe, Sampler};
 use crate::model::{DummyShape, ModelError, ModelSource};
 use crate::prompts::{ragged_len, PromptSource};
 use crate::trace::{self, AttnImpl, CellConfig, Dtype, Numerics, RunRecord, Status};
@@ -325,8 +327,15 @@ pub fn capture(
 ) -> Result<PathBuf, CaptureError> {
     let wall = Instant::now();
     check_spec(spec)?;
-    let baseline_mb = rss_mb();
-    let sampler = Sampler::start(wall, spec.mem_period_s);
+    // The device context first: what it holds before model load is the baseline.
+    let mem_limit = spec.mem_limit_mb.map(|mb| mb * 1_000_000);
+    let mut be = AnyBackend::new(spec.backend, mem_limit)?;
+    let probe: Probe = match be.memory_probe() {
+        Some(p) => Arc::new(move || p().unwrap_or(0.0)),
+        None => Arc::new(rss_mb),
+    };
+    let baseline_mb = probe();
+    let sampler = Sampler::start(wall, spec.mem_period_s, probe);
 
     events("load", "start");
     let t = Instant::now();
@@ -337,8 +346,6 @@ pub fn capture(
         attn: spec.attn,
         numerics: spec.numerics,
     };
-    let mem_limit = spec.mem_limit_mb.map(|mb| mb * 1_000_000);
-    let mut be = AnyBackend::new(spec.backend, mem_limit)?;
     be.load(&model, precision)?;
     let model_load_s = t.elapsed().as_secs_f64();
     sampler.mark();

@@ -1,5 +1,6 @@
-//! Memory sampling for run.json: a sampler thread reads the process RSS every period, and a
-//! sample is taken at every phase boundary, so short phases are never missed.
+//! Memory sampling for run.json: a sampler thread reads a probe (device memory in use, or the
+//! process RSS on the CPU) every period, and a sample is taken at every phase boundary, so
+//! short phases are never missed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,24 +39,29 @@ fn page_size() -> u64 {
     4096
 }
 
+/// What a sampler measures: MB in use now.
+pub type Probe = Arc<dyn Fn() -> f64 + Send + Sync>;
+
 pub struct Sampler {
     start: Instant,
+    probe: Probe,
     samples: Arc<Mutex<Vec<(f64, f64)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Sampler {
-    /// Starts sampling every `period_s` seconds (≤ 0: phase boundaries only).
-    pub fn start(start: Instant, period_s: f64) -> Self {
+    /// Starts sampling `probe` (MB in use) every `period_s` seconds (≤ 0: phase boundaries
+    /// only).
+    pub fn start(start: Instant, period_s: f64, probe: Probe) -> Self {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = (period_s > 0.0).then(|| {
-            let (samples, stop) = (samples.clone(), stop.clone());
+            let (samples, stop, probe) = (samples.clone(), stop.clone(), probe.clone());
             let period = Duration::from_secs_f64(period_s);
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let s = (start.elapsed().as_secs_f64(), rss_mb());
+                    let s = (start.elapsed().as_secs_f64(), probe());
                     if let Ok(mut v) = samples.lock() {
                         v.push(s);
                     }
@@ -69,6 +75,7 @@ impl Sampler {
         });
         Sampler {
             start,
+            probe,
             samples,
             stop,
             thread,
@@ -77,7 +84,7 @@ impl Sampler {
 
     /// A sample now (phase boundary).
     pub fn mark(&self) {
-        let s = (self.start.elapsed().as_secs_f64(), rss_mb());
+        let s = (self.start.elapsed().as_secs_f64(), (self.probe)());
         if let Ok(mut v) = self.samples.lock() {
             v.push(s);
         }

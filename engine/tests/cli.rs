@@ -259,7 +259,7 @@ fn bad_values_are_exit_2() {
         (vec!["--span", "9"], "--span 9 exceeds --gen 4"),
         (vec!["--dtype", "f8"], "unknown dtype `f8`"),
         (vec!["--attn", "sparse"], "sparse"),
-        (vec!["--backend", "cuda"], "built without CUDA"),
+        (vec!["--backend", "cuda"], "--backend cuda"),
         (vec!["--backend", "hip"], "HIP"),
         (vec!["--model", "dummy:huge"], "unknown dummy shape"),
         (vec!["--kv-aligned", "maybe"], "--kv-aligned"),

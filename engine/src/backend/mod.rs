@@ -9,6 +9,9 @@
 //! recoverable [`BackendError::OutOfMemory`].
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(not(feature = "cuda"))]
 mod cuda_stub;
 
 use thiserror::Error;
@@ -17,6 +20,9 @@ use crate::model::ModelSource;
 use crate::trace::{AttnImpl, Dtype, Numerics};
 
 pub use cpu::CpuBackend;
+#[cfg(feature = "cuda")]
+pub use cuda::CudaBackend;
+#[cfg(not(feature = "cuda"))]
 pub use cuda_stub::CudaBackend;
 
 #[derive(Debug, Error)]
@@ -93,7 +99,15 @@ pub trait Backend {
         Ok(())
     }
     fn memory(&self) -> MemoryStats;
+    /// A probe of device memory in use (MB) that a sampler thread may call while the backend
+    /// works; None where the process RSS is the measure (the CPU).
+    fn memory_probe(&self) -> Option<MemoryProbe> {
+        None
+    }
 }
+
+/// Device memory in use, MB (see [`Backend::memory_probe`]).
+pub type MemoryProbe = Box<dyn Fn() -> Option<f64> + Send + Sync>;
 
 /// The backend chosen on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,5 +199,8 @@ impl Backend for AnyBackend {
     }
     fn memory(&self) -> MemoryStats {
         self.inner_ref().memory()
+    }
+    fn memory_probe(&self) -> Option<MemoryProbe> {
+        self.inner_ref().memory_probe()
     }
 }

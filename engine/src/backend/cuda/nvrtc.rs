@@ -35,8 +35,14 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("embed.cu", include_str!("kernels/embed.cu")),
     ("rmsnorm.cu", include_str!("kernels/rmsnorm.cu")),
     ("matmul.cu", include_str!("kernels/matmul.cu")),
-    ("attention_flash.cu", include_str!("kernels/attention_flash.cu")),
-    ("attention_naive.cu", include_str!("kernels/attention_naive.cu")),
+    (
+        "attention_flash.cu",
+        include_str!("kernels/attention_flash.cu"),
+    ),
+    (
+        "attention_naive.cu",
+        include_str!("kernels/attention_naive.cu"),
+    ),
 ];
 
 /// A compiled program: the CUBIN and the NVRTC log (warnings).
@@ -70,7 +76,10 @@ pub fn version() -> Result<(i32, i32), BackendError> {
     probe()?;
     let (mut major, mut minor) = (0, 0);
     // SAFETY: plain out-parameters.
-    check(unsafe { nv::nvrtcVersion(&mut major, &mut minor) }, "nvrtcVersion")?;
+    check(
+        unsafe { nv::nvrtcVersion(&mut major, &mut minor) },
+        "nvrtcVersion",
+    )?;
     Ok((major, minor))
 }
 
@@ -150,7 +159,6 @@ pub fn options(arch: &str) -> Vec<String> {
         "--ftz=false".to_string(),
         "--prec-div=true".to_string(),
         "--prec-sqrt=true".to_string(),
-        "--device-as-default-execution-space".to_string(),
     ];
     for dir in include_dirs() {
         o.push(format!("--include-path={}", dir.display()));
@@ -165,7 +173,9 @@ fn compile_source(
     arch: &str,
 ) -> Result<Compiled, BackendError> {
     probe()?;
-    let c = |s: &str| CString::new(s).map_err(|_| BackendError::Device(format!("{name}: NUL in source")));
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| BackendError::Device(format!("{name}: NUL in source")))
+    };
     let (src_c, name_c) = (c(src)?, c(name)?);
     let (hdr_c, hdr_name_c) = (c(header)?, c(HEADER.0)?);
     let headers = [hdr_c.as_ptr()];
@@ -212,7 +222,10 @@ fn compile_source(
     }
     let mut size = 0usize;
     // SAFETY: out-parameter; then a buffer of exactly that size.
-    check(unsafe { nv::nvrtcGetCUBINSize(prog.0, &mut size) }, "nvrtcGetCUBINSize")?;
+    check(
+        unsafe { nv::nvrtcGetCUBINSize(prog.0, &mut size) },
+        "nvrtcGetCUBINSize",
+    )?;
     let mut cubin = vec![0u8; size];
     check(
         unsafe { nv::nvrtcGetCUBIN(prog.0, cubin.as_mut_ptr() as *mut c_char) },
@@ -271,7 +284,11 @@ pub fn include_dirs() -> Vec<PathBuf> {
 /// Where the CUDA headers are looked for, in order.
 pub fn include_candidates() -> Vec<PathBuf> {
     let mut c = Vec::new();
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = env(INCLUDE_ENV) {
         c.push(d);
     }

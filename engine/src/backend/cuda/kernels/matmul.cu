@@ -19,6 +19,8 @@
 //                out[i, j], k to the K cache at (slot, pos); v (rounded) to the V cache.
 //
 // Launch: grid (ceil(m / (2 · MM_WARPS)), ceil(n / R)), block 32 · MM_WARPS.
+//
+// Tensor-core variant (mmtc_*, bf16 runs with k % 32 == 0 and m % 16 == 0): see below.
 #include "common.cuh"
 
 #define MM_WARPS 4
@@ -151,3 +153,168 @@ MM_INSTANCE(1, float, f32)
 MM_INSTANCE(2, float, f32)
 MM_INSTANCE(4, float, f32)
 MM_INSTANCE(8, float, f32)
+
+// ---------------------------------------------------------------------------------------
+// Tensor-core matmul for bf16 runs: mma.sync m16n8k16 (bf16 inputs, f32 accumulation), the
+// weights as the A operand (16 weight rows) and the activations as B (8 activation rows), in
+// every variant. Activations in bf16 runs are bf16 values already (DESIGN's rounding points),
+// so converting them to bf16 is exact.
+//
+// One order per output element (weight row j, activation row i), whatever n:
+//   k is cut into blocks of 32 (two mma k16 steps; lane (g, t) = (lane / 4, lane % 4) feeds
+//   elements 8t … 8t+3 to the first step and 8t+4 … 8t+7 to the second, for A and B alike);
+//   the blocks form TC_SEGS = 8 fixed segments, segment s = blocks [s·nb/8, (s+1)·nb/8);
+//   seg_s = the mma chain over its blocks from 0; out = (…((seg_0 + seg_1) + seg_2) …) + seg_7.
+// mmtc_*_dec (n ≤ 8): a block of TC_SEGS warps per 16 weight rows, warp s computes seg_s of
+//   all n rows, then the segments are added in order (decode: many blocks, short chains).
+// mmtc_*_pre: a warp per 16 weight rows × 32 activation rows walks the segments in order
+//   (prefill: each weight fragment feeds four mma).
+// The epilogues are matmul.cu's. For the paired epilogues (EPI_QKV, EPI_SWIGLU) the host
+// stores the weight rows permuted within each group of 16 (tc_pair_perm): storage rows g and
+// g+8 hold logical columns 2g and 2g+1, so a lane holds both values of a pair.
+// Launch: dec grid (ceil(m/16), 1), block 32·TC_SEGS; pre grid (ceil(m/64), ceil(n/32)),
+// block 128.
+#define TC_SEGS 8
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2,
+                                         unsigned a3, unsigned b0, unsigned b1) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const unsigned*>(&v);
+}
+
+// B fragments of one k32 block for activation row `xr` (already offset to the block).
+__device__ __forceinline__ void load_b(const float* __restrict__ xr, int t, unsigned (&b)[4]) {
+    const float4 u = __ldg(reinterpret_cast<const float4*>(xr + t * 8));
+    const float4 v = __ldg(reinterpret_cast<const float4*>(xr + t * 8) + 1);
+    b[0] = pack_bf16x2(u.x, u.y);
+    b[1] = pack_bf16x2(u.z, u.w);
+    b[2] = pack_bf16x2(v.x, v.y);
+    b[3] = pack_bf16x2(v.z, v.w);
+}
+
+// One k32 block: two mma steps into c, A from rows (g, g+8) as uint4 (8 bf16 each).
+__device__ __forceinline__ void mma_block(float (&c)[4], const uint4& w0, const uint4& w1,
+                                          const unsigned (&b)[4]) {
+    mma_bf16(c, w0.x, w1.x, w0.y, w1.y, b[0], b[1]);
+    mma_bf16(c, w0.z, w1.z, w0.w, w1.w, b[2], b[3]);
+}
+
+__device__ __forceinline__ int seg_begin(int s, int nb) { return s * nb / TC_SEGS; }
+
+// Stores a lane's four results: rows (i, i+1) = (i0 + 2t, +1), columns (storage) j0+g, j0+g+8.
+__device__ __forceinline__ void tc_epilogue(const float (&v)[4], int i0, int j0, int lane, int n,
+                                            int m, int epi, int r, float* __restrict__ out,
+                                            int ldo, bf16_t* __restrict__ kc,
+                                            bf16_t* __restrict__ vc,
+                                            const int* __restrict__ row_slot,
+                                            const int* __restrict__ row_pos,
+                                            const float* __restrict__ cos_t,
+                                            const float* __restrict__ sin_t, int d, int kv,
+                                            int hd, int max_ctx) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int i = i0 + 2 * t + h;
+        if (i >= n) continue;
+        if (epi == EPI_QKV || epi == EPI_SWIGLU) {
+            // Permuted storage: rows j0+g and j0+g+8 are logical columns j0+2g and j0+2g+1.
+            mm_epilogue<bf16_t>(i, j0 + 2 * g, v[h], v[2 + h], true, epi, r, out, ldo, kc, vc,
+                                row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx);
+        } else {
+            if (j0 + g < m)
+                mm_epilogue<bf16_t>(i, j0 + g, v[h], 0.0f, false, epi, r, out, ldo, kc, vc,
+                                    row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx);
+            if (j0 + g + 8 < m)
+                mm_epilogue<bf16_t>(i, j0 + g + 8, v[2 + h], 0.0f, false, epi, r, out, ldo, kc,
+                                    vc, row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx);
+        }
+    }
+}
+
+#define MMTC_PARAMS                                                                            \
+    const float *__restrict__ x, int n, int k, const bf16_t *__restrict__ w, int m, int epi,  \
+        int r, float *__restrict__ out, int ldo, bf16_t *__restrict__ kc,                      \
+        bf16_t *__restrict__ vc, const int *__restrict__ row_slot,                             \
+        const int *__restrict__ row_pos, const float *__restrict__ cos_t,                      \
+        const float *__restrict__ sin_t, int d, int kv, int hd, int max_ctx
+#define MMTC_EPI_ARGS out, ldo, kc, vc, row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx
+
+extern "C" __global__ void __launch_bounds__(32 * TC_SEGS) mmtc_bf16_dec(MMTC_PARAMS) {
+    __shared__ float red[TC_SEGS][32][4];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int j0 = blockIdx.x * 16, i0 = blockIdx.y * 8;
+    const int nb = k >> 5;
+    const bf16_t* w0 = w + (size_t)min(j0 + g, m - 1) * k;
+    const bf16_t* w1 = w + (size_t)min(j0 + g + 8, m - 1) * k;
+    const float* xr = x + (size_t)min(i0 + g, n - 1) * k;
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int b_end = seg_begin(warp + 1, nb);
+#pragma unroll 4
+    for (int kb = seg_begin(warp, nb); kb < b_end; ++kb) {
+        const uint4 a0 = __ldg(reinterpret_cast<const uint4*>(w0 + kb * 32 + t * 8));
+        const uint4 a1 = __ldg(reinterpret_cast<const uint4*>(w1 + kb * 32 + t * 8));
+        unsigned b[4];
+        load_b(xr + kb * 32, t, b);
+        mma_block(c, a0, a1, b);
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) red[warp][lane][e] = c[e];
+    __syncthreads();
+    if (warp != 0) return;
+    float v[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        v[e] = red[0][lane][e];
+#pragma unroll
+        for (int s = 1; s < TC_SEGS; ++s) v[e] = v[e] + red[s][lane][e];
+    }
+    tc_epilogue(v, i0, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
+}
+
+extern "C" __global__ void __launch_bounds__(128) mmtc_bf16_pre(MMTC_PARAMS) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int j0 = (blockIdx.x * 4 + warp) * 16, i0 = blockIdx.y * 32;
+    if (j0 >= m) return;
+    const int nb = k >> 5;
+    const bf16_t* w0 = w + (size_t)min(j0 + g, m - 1) * k;
+    const bf16_t* w1 = w + (size_t)min(j0 + g + 8, m - 1) * k;
+    const float* xr[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) xr[q] = x + (size_t)min(i0 + q * 8 + g, n - 1) * k;
+    float tot[4][4];
+#pragma unroll
+    for (int s = 0; s < TC_SEGS; ++s) {
+        float c[4][4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) c[q][0] = c[q][1] = c[q][2] = c[q][3] = 0.0f;
+        const int b_end = seg_begin(s + 1, nb);
+#pragma unroll 2
+        for (int kb = seg_begin(s, nb); kb < b_end; ++kb) {
+            const uint4 a0 = __ldg(reinterpret_cast<const uint4*>(w0 + kb * 32 + t * 8));
+            const uint4 a1 = __ldg(reinterpret_cast<const uint4*>(w1 + kb * 32 + t * 8));
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                unsigned b[4];
+                load_b(xr[q] + kb * 32, t, b);
+                mma_block(c[q], a0, a1, b);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) tot[q][e] = (s == 0) ? c[q][e] : tot[q][e] + c[q][e];
+    }
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+        tc_epilogue(tot[q], i0 + q * 8, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
+}
