@@ -65,6 +65,59 @@ pub struct SeqChunk<'a> {
     pub keep: Vec<usize>,
 }
 
+/// One token of a forward step: its cache slot and position, and whether its logits are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepRow {
+    pub slot: usize,
+    pub pos: usize,
+    pub token: u32,
+    pub keep: bool,
+}
+
+/// Checks a step against the reserved cache and the vocabulary, and flattens it into rows
+/// (sequence order, then token order) — what every backend's forward consumes.
+pub fn flatten_step(
+    seqs: &[SeqChunk<'_>],
+    slots: usize,
+    max_ctx: usize,
+    vocab: usize,
+) -> Result<Vec<StepRow>, BackendError> {
+    let mut rows = Vec::new();
+    for s in seqs {
+        if s.slot >= slots {
+            return Err(BackendError::Usage(format!(
+                "slot {} ≥ reserved {slots}",
+                s.slot
+            )));
+        }
+        let end = s.start + s.tokens.len();
+        if end > max_ctx {
+            return Err(BackendError::Usage(format!(
+                "positions up to {end} exceed the reserved KV capacity {max_ctx}"
+            )));
+        }
+        if s.keep.windows(2).any(|k| k[0] >= k[1]) || s.keep.iter().any(|&k| k >= s.tokens.len()) {
+            return Err(BackendError::Usage(
+                "keep rows must be increasing token indices".into(),
+            ));
+        }
+        for (i, &t) in s.tokens.iter().enumerate() {
+            if t as usize >= vocab {
+                return Err(BackendError::Usage(format!(
+                    "token id {t} is outside the vocabulary (size {vocab})"
+                )));
+            }
+            rows.push(StepRow {
+                slot: s.slot,
+                pos: s.start + i,
+                token: t,
+                keep: s.keep.binary_search(&i).is_ok(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// What a backend reports about memory, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MemoryStats {

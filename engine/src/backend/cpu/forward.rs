@@ -6,21 +6,13 @@
 
 use rayon::prelude::*;
 
-use crate::backend::{BackendError, Precision, SeqChunk};
+use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
 use super::attention::{self, KvView};
 use super::kernels::{add_in_place, matmul, rmsnorm, rmsnorm_row, rope_row, round_slice, swiglu};
 use super::{Mat, State, Weights, CHUNK_ROWS};
-
-#[derive(Clone, Copy)]
-struct Row {
-    slot: usize,
-    pos: usize,
-    token: u32,
-    keep: bool,
-}
 
 pub(super) fn forward(
     cfg: &LlamaConfig,
@@ -30,41 +22,7 @@ pub(super) fn forward(
     seqs: &[SeqChunk<'_>],
     logits: &mut Vec<f32>,
 ) -> Result<(), BackendError> {
-    let mut rows = Vec::new();
-    for s in seqs {
-        if s.slot >= st.slots {
-            return Err(BackendError::Usage(format!(
-                "slot {} ≥ reserved {}",
-                s.slot, st.slots
-            )));
-        }
-        let end = s.start + s.tokens.len();
-        if end > st.max_ctx {
-            return Err(BackendError::Usage(format!(
-                "positions up to {end} exceed the reserved KV capacity {}",
-                st.max_ctx
-            )));
-        }
-        if s.keep.windows(2).any(|k| k[0] >= k[1]) || s.keep.iter().any(|&k| k >= s.tokens.len()) {
-            return Err(BackendError::Usage(
-                "keep rows must be increasing token indices".into(),
-            ));
-        }
-        for (i, &t) in s.tokens.iter().enumerate() {
-            if t as usize >= cfg.vocab {
-                return Err(BackendError::Usage(format!(
-                    "token id {t} is outside the vocabulary (size {})",
-                    cfg.vocab
-                )));
-            }
-            rows.push(Row {
-                slot: s.slot,
-                pos: s.start + i,
-                token: t,
-                keep: s.keep.binary_search(&i).is_ok(),
-            });
-        }
-    }
+    let rows = flatten_step(seqs, st.slots, st.max_ctx, cfg.vocab)?;
     for chunk in rows.chunks(CHUNK_ROWS) {
         forward_chunk(cfg, p, w, st, chunk, logits);
     }
@@ -76,7 +34,7 @@ fn forward_chunk(
     p: Precision,
     w: &Weights,
     st: &mut State,
-    rows: &[Row],
+    rows: &[StepRow],
     logits: &mut Vec<f32>,
 ) {
     let bf16 = p.dtype == Dtype::Bf16;

@@ -13,7 +13,7 @@
 use cudarc::driver::CudaStream;
 use std::sync::Arc;
 
-use crate::backend::{BackendError, Precision, SeqChunk};
+use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
@@ -30,14 +30,6 @@ const TILES: usize = 3 * CHUNK_ROWS;
 const KEPT: usize = 5 * CHUNK_ROWS;
 pub(super) const META_INTS: usize = 6 * CHUNK_ROWS;
 
-#[derive(Clone, Copy)]
-struct Row {
-    slot: usize,
-    pos: usize,
-    token: u32,
-    keep: bool,
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     cfg: &LlamaConfig,
@@ -49,42 +41,7 @@ pub(super) fn forward(
     seqs: &[SeqChunk<'_>],
     logits: &mut Vec<f32>,
 ) -> Result<(), BackendError> {
-    let mut rows = Vec::new();
-    for sq in seqs {
-        if sq.slot >= st.slots {
-            return Err(BackendError::Usage(format!(
-                "slot {} ≥ reserved {}",
-                sq.slot, st.slots
-            )));
-        }
-        let end = sq.start + sq.tokens.len();
-        if end > st.max_ctx {
-            return Err(BackendError::Usage(format!(
-                "positions up to {end} exceed the reserved KV capacity {}",
-                st.max_ctx
-            )));
-        }
-        if sq.keep.windows(2).any(|k| k[0] >= k[1]) || sq.keep.iter().any(|&k| k >= sq.tokens.len())
-        {
-            return Err(BackendError::Usage(
-                "keep rows must be increasing token indices".into(),
-            ));
-        }
-        for (i, &t) in sq.tokens.iter().enumerate() {
-            if t as usize >= cfg.vocab {
-                return Err(BackendError::Usage(format!(
-                    "token id {t} is outside the vocabulary (size {})",
-                    cfg.vocab
-                )));
-            }
-            rows.push(Row {
-                slot: sq.slot,
-                pos: sq.start + i,
-                token: t,
-                keep: sq.keep.binary_search(&i).is_ok(),
-            });
-        }
-    }
+    let rows = flatten_step(seqs, st.slots, st.max_ctx, cfg.vocab)?;
     for chunk in rows.chunks(CHUNK_ROWS) {
         forward_chunk(cfg, p, w, st, k, s, chunk, logits)?;
     }
@@ -99,7 +56,7 @@ fn forward_chunk(
     st: &mut State,
     k: &Kernels,
     s: &Arc<CudaStream>,
-    rows: &[Row],
+    rows: &[StepRow],
     logits: &mut Vec<f32>,
 ) -> Result<(), BackendError> {
     let bf16 = p.dtype == Dtype::Bf16;
