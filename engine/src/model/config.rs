@@ -106,6 +106,23 @@ impl LlamaConfig {
         Ok(())
     }
 
+    /// RoPE angles for positions 0..max_ctx as ([pos][head_dim/2] cos, sin): computed in f64
+    /// and rounded once to f32, so every backend uploads the same table.
+    pub fn rope_table(&self, max_ctx: usize) -> (Vec<f32>, Vec<f32>) {
+        let half = self.head_dim / 2;
+        let mut cos = vec![0f32; max_ctx * half];
+        let mut sin = vec![0f32; max_ctx * half];
+        for i in 0..half {
+            let freq = (self.rope_theta as f64).powf(-2.0 * i as f64 / self.head_dim as f64);
+            for pos in 0..max_ctx {
+                let a = pos as f64 * freq;
+                cos[pos * half + i] = a.cos() as f32;
+                sin[pos * half + i] = a.sin() as f32;
+            }
+        }
+        (cos, sin)
+    }
+
     pub fn kv_dim(&self) -> usize {
         self.n_kv_head * self.head_dim
     }

@@ -126,17 +126,8 @@ pub(crate) fn allocate_state(
         )?);
     }
     let half = cfg.head_dim / 2;
-    let mut cos = zeros(max_ctx * half, "RoPE table", budget)?;
-    let mut sin = zeros(max_ctx * half, "RoPE table", budget)?;
-    // Angles in f64, rounded once to f32: the same table every backend uploads.
-    for pos in 0..max_ctx {
-        for i in 0..half {
-            let freq = (cfg.rope_theta as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64);
-            let a = pos as f64 * freq;
-            cos[pos * half + i] = a.cos() as f32;
-            sin[pos * half + i] = a.sin() as f32;
-        }
-    }
+    budget.take(2 * (max_ctx * half) as u64 * 4, "RoPE table")?;
+    let (cos, sin) = cfg.rope_table(max_ctx);
     let r = CHUNK_ROWS;
     Ok(State {
         slots,

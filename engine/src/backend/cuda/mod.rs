@@ -371,18 +371,7 @@ impl Backend for CudaBackend {
                 s,
             )?);
         }
-        // Angles in f64, rounded once to f32: the CPU backend's table.
-        let half = hd / 2;
-        let mut cos = vec![0f32; max_ctx * half];
-        let mut sin = vec![0f32; max_ctx * half];
-        for pos in 0..max_ctx {
-            for i in 0..half {
-                let freq = (cfg.rope_theta as f64).powf(-2.0 * i as f64 / hd as f64);
-                let ang = pos as f64 * freq;
-                cos[pos * half + i] = ang.cos() as f32;
-                sin[pos * half + i] = ang.sin() as f32;
-            }
-        }
+        let (cos, sin) = cfg.rope_table(max_ctx);
         let r = CHUNK_ROWS;
         let max_splits = max_ctx.div_ceil(FLASH_SPLIT);
         let (part_o, part_ml) = if p.attn == AttnImpl::Flash && max_splits > 1 {
