@@ -23,10 +23,16 @@ fn env(name: &str, default: &str) -> String {
 }
 
 fn main() {
-    let model_spec: ModelSpec = env("TRACECHECK_BENCH_MODEL", "dummy:smollm2-135m").parse().expect("model spec");
-    let dtype: Dtype = env("TRACECHECK_BENCH_DTYPE", "bf16").parse().expect("dtype");
+    let model_spec: ModelSpec = env("TRACECHECK_BENCH_MODEL", "dummy:smollm2-135m")
+        .parse()
+        .expect("model spec");
+    let dtype: Dtype = env("TRACECHECK_BENCH_DTYPE", "bf16")
+        .parse()
+        .expect("dtype");
     let attn: AttnImpl = env("TRACECHECK_BENCH_ATTN", "flash").parse().expect("attn");
-    let repeats: usize = env("TRACECHECK_BENCH_REPEATS", "5").parse().expect("repeats");
+    let repeats: usize = env("TRACECHECK_BENCH_REPEATS", "5")
+        .parse()
+        .expect("repeats");
     let model = match open_model(&model_spec, 0) {
         Ok(m) => m,
         Err(e) => {
@@ -44,7 +50,15 @@ fn main() {
         }
     };
     let t = Instant::now();
-    be.load(&model, Precision { dtype, attn, numerics: Numerics::Invariant }).expect("load");
+    be.load(
+        &model,
+        Precision {
+            dtype,
+            attn,
+            numerics: Numerics::Invariant,
+        },
+    )
+    .expect("load");
     eprintln!("load {:.1}s on {}", t.elapsed().as_secs_f64(), be.device());
     let steps = 32;
     let mut rows = Vec::new();
@@ -54,14 +68,23 @@ fn main() {
         be.reserve(batch, ctx + steps + 1).expect("reserve");
         be.warm_up().expect("warm-up");
         let prompts: Vec<Vec<u32>> = (0..batch)
-            .map(|b| (0..ctx).map(|i| ((i * 7919 + b * 104729 + 13) % cfg.vocab) as u32).collect())
+            .map(|b| {
+                (0..ctx)
+                    .map(|i| ((i * 7919 + b * 104729 + 13) % cfg.vocab) as u32)
+                    .collect()
+            })
             .collect();
         let (mut pre, mut dec) = (Vec::new(), Vec::new());
         for rep in 0..=repeats {
             let seqs: Vec<SeqChunk> = prompts
                 .iter()
                 .enumerate()
-                .map(|(b, p)| SeqChunk { slot: b, start: 0, tokens: p, keep: vec![ctx - 1] })
+                .map(|(b, p)| SeqChunk {
+                    slot: b,
+                    start: 0,
+                    tokens: p,
+                    keep: vec![ctx - 1],
+                })
                 .collect();
             let mut logits = Vec::new();
             let t = Instant::now();
@@ -69,9 +92,16 @@ fn main() {
             let p = t.elapsed().as_secs_f64();
             let t = Instant::now();
             for j in 0..steps {
-                let toks: Vec<[u32; 1]> = (0..batch).map(|b| [((j * 31 + b) % cfg.vocab) as u32]).collect();
+                let toks: Vec<[u32; 1]> = (0..batch)
+                    .map(|b| [((j * 31 + b) % cfg.vocab) as u32])
+                    .collect();
                 let seqs: Vec<SeqChunk> = (0..batch)
-                    .map(|b| SeqChunk { slot: b, start: ctx + j, tokens: &toks[b], keep: vec![0] })
+                    .map(|b| SeqChunk {
+                        slot: b,
+                        start: ctx + j,
+                        tokens: &toks[b],
+                        keep: vec![0],
+                    })
                     .collect();
                 logits.clear();
                 be.forward(&seqs, &mut logits).expect("decode");
