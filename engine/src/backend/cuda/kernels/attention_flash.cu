@@ -55,24 +55,6 @@ __device__ __forceinline__ FlashSmem flash_smem(float* sm, int qg) {
     return f;
 }
 
-// 16 bytes of cache as f32: 8 bf16 or 4 f32 values.
-__device__ __forceinline__ void unpack16(const uint4& u, const bf16_t*, float* o) {
-    o[0] = __uint_as_float(u.x << 16);
-    o[1] = __uint_as_float(u.x & 0xffff0000u);
-    o[2] = __uint_as_float(u.y << 16);
-    o[3] = __uint_as_float(u.y & 0xffff0000u);
-    o[4] = __uint_as_float(u.z << 16);
-    o[5] = __uint_as_float(u.z & 0xffff0000u);
-    o[6] = __uint_as_float(u.w << 16);
-    o[7] = __uint_as_float(u.w & 0xffff0000u);
-}
-__device__ __forceinline__ void unpack16(const uint4& u, const float*, float* o) {
-    o[0] = __uint_as_float(u.x);
-    o[1] = __uint_as_float(u.y);
-    o[2] = __uint_as_float(u.z);
-    o[3] = __uint_as_float(u.w);
-}
-
 // Loads the K/V tile starting at key t0 (tn keys) of one (slot, KV head) into shared memory:
 // every thread issues all its 16-byte loads first, then converts and stores.
 template <int HD, typename KVT>

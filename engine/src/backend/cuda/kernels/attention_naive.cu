@@ -13,23 +13,6 @@
 
 #define NV_NT 256
 
-__device__ __forceinline__ void unpack16(const uint4& u, const bf16_t*, float* o) {
-    o[0] = __uint_as_float(u.x << 16);
-    o[1] = __uint_as_float(u.x & 0xffff0000u);
-    o[2] = __uint_as_float(u.y << 16);
-    o[3] = __uint_as_float(u.y & 0xffff0000u);
-    o[4] = __uint_as_float(u.z << 16);
-    o[5] = __uint_as_float(u.z & 0xffff0000u);
-    o[6] = __uint_as_float(u.w << 16);
-    o[7] = __uint_as_float(u.w & 0xffff0000u);
-}
-__device__ __forceinline__ void unpack16(const uint4& u, const float*, float* o) {
-    o[0] = __uint_as_float(u.x);
-    o[1] = __uint_as_float(u.y);
-    o[2] = __uint_as_float(u.z);
-    o[3] = __uint_as_float(u.w);
-}
-
 template <int HD, typename KVT>
 __device__ __forceinline__ void naive_body(
     const float* __restrict__ q, int d, int kv, int group, int nh, float scale, int r,

@@ -31,9 +31,8 @@ __device__ __forceinline__ void store_elem(bf16_t* p, size_t i, float v) {
     p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
 }
 
-// Eight consecutive elements as f32 (16-byte loads; `p` 16-byte aligned for bf16, 32 for f32).
-__device__ __forceinline__ void load8(const bf16_t* __restrict__ p, float (&o)[8]) {
-    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+// 16 bytes of cache as f32: 8 bf16 or 4 f32 values.
+__device__ __forceinline__ void unpack16(const uint4& u, const bf16_t*, float* o) {
     o[0] = __uint_as_float(u.x << 16);
     o[1] = __uint_as_float(u.x & 0xffff0000u);
     o[2] = __uint_as_float(u.y << 16);
@@ -42,6 +41,17 @@ __device__ __forceinline__ void load8(const bf16_t* __restrict__ p, float (&o)[8
     o[5] = __uint_as_float(u.z & 0xffff0000u);
     o[6] = __uint_as_float(u.w << 16);
     o[7] = __uint_as_float(u.w & 0xffff0000u);
+}
+__device__ __forceinline__ void unpack16(const uint4& u, const float*, float* o) {
+    o[0] = __uint_as_float(u.x);
+    o[1] = __uint_as_float(u.y);
+    o[2] = __uint_as_float(u.z);
+    o[3] = __uint_as_float(u.w);
+}
+
+// Eight consecutive elements as f32 (16-byte loads; `p` 16-byte aligned for bf16, 32 for f32).
+__device__ __forceinline__ void load8(const bf16_t* __restrict__ p, float (&o)[8]) {
+    unpack16(__ldg(reinterpret_cast<const uint4*>(p)), p, o);
 }
 __device__ __forceinline__ void load8(const float* __restrict__ p, float (&o)[8]) {
     const float4 a = __ldg(reinterpret_cast<const float4*>(p));
