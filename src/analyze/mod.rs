@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use thiserror::Error;
 
+use tracecheck_engine::capture::ModelSpec;
 use tracecheck_engine::tokenizer::Tokenizer;
 use tracecheck_engine::trace::{write_file_atomic, CellTrace, Status};
 
@@ -90,10 +91,10 @@ fn parse_verdict(flag: &str, s: &str) -> Result<Verdict, AnalyzeError> {
 /// The tokenizer of the model named by `--model` or the sweep, when it can be opened.
 fn tokenizer_for(spec: Option<&str>) -> Option<Tokenizer> {
     let spec = spec?;
-    let path = match spec {
-        "smollm2-135m" | "tiny" => tracecheck_engine::fetch::cached_path(spec).ok()?,
-        s if s.starts_with("dummy:") => return None,
-        s => PathBuf::from(s),
+    let path = match spec.parse::<ModelSpec>().ok()? {
+        ModelSpec::Named(name) => tracecheck_engine::fetch::cached_path(&name).ok()?,
+        ModelSpec::Dummy(_) => return None,
+        ModelSpec::Path(p) => p,
     };
     let f = tracecheck_engine::gguf::GgufFile::open(&path).ok()?;
     tracecheck_engine::model::gguf_tokenizer(&f).ok()

@@ -7,15 +7,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use tracecheck_engine::fetch::NAMED_MODELS;
+use tracecheck_engine::model::DummyShape;
 use tracecheck_engine::trace::{SweepRecord, SWEEP_JSON};
 
 use super::error::RunError;
 use super::plan::SweepPlan;
-
-/// The `dummy:` shapes the bundled engine knows (engine/src/model/dummy.rs).
-pub const DUMMY_SHAPES: &[&str] = &["tiny", "smollm2-135m", "llama3-8b"];
-/// Models the engine fetches into its cache by name.
-pub const NAMED_MODELS: &[&str] = &["smollm2-135m", "tiny"];
 
 /// What a `--prompt-ids` file fixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +106,9 @@ pub fn check_model(model: &str) -> Result<ModelKind, RunError> {
         fault,
     };
     if let Some(shape) = model.strip_prefix("dummy:") {
-        return if DUMMY_SHAPES.contains(&shape) {
-            Ok(ModelKind::Dummy)
-        } else {
-            Err(bad(format!(
-                "unknown dummy shape `{shape}` (known: {})",
-                DUMMY_SHAPES.join(", ")
-            )))
+        return match shape.parse::<DummyShape>() {
+            Ok(_) => Ok(ModelKind::Dummy),
+            Err(e) => Err(bad(e.to_string())),
         };
     }
     if NAMED_MODELS.contains(&model) {
@@ -129,7 +122,7 @@ pub fn check_model(model: &str) -> Result<ModelKind, RunError> {
             return Err(bad(format!(
                 "no such file, and not a known model (known: {}, dummy:{})",
                 NAMED_MODELS.join(", "),
-                DUMMY_SHAPES.join("|")
+                DummyShape::NAMES.join("|")
             )))
         }
         Err(source) => {

@@ -17,18 +17,27 @@ pub enum DummyShape {
 impl FromStr for DummyShape {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, ModelError> {
-        match s {
-            "tiny" => Ok(DummyShape::Tiny),
-            "smollm2-135m" => Ok(DummyShape::Smollm2_135m),
-            "llama3-8b" => Ok(DummyShape::Llama3_8b),
-            other => Err(ModelError::Usage(format!(
-                "unknown dummy shape `{other}` (known: tiny, smollm2-135m, llama3-8b)"
-            ))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                ModelError::Usage(format!(
+                    "unknown dummy shape `{s}` (known: {})",
+                    Self::NAMES.join(", ")
+                ))
+            })
     }
 }
 
 impl DummyShape {
+    pub const ALL: [DummyShape; 3] = [
+        DummyShape::Tiny,
+        DummyShape::Smollm2_135m,
+        DummyShape::Llama3_8b,
+    ];
+    /// The spellings after `dummy:`, in [`Self::ALL`]'s order.
+    pub const NAMES: [&'static str; 3] = ["tiny", "smollm2-135m", "llama3-8b"];
+
     pub fn name(self) -> &'static str {
         match self {
             DummyShape::Tiny => "tiny",
