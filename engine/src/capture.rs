@@ -241,8 +241,11 @@ pub fn open_model(spec: &ModelSpec, seed: u64) -> Result<ModelSource, CaptureErr
     match spec {
         ModelSpec::Dummy(shape) => Ok(ModelSource::dummy(*shape, seed)),
         ModelSpec::Named(name) => {
-            let path = crate::fetch::ensure(name).map_err(bad)?;
-            ModelSource::open_gguf(&path).map_err(bad)
+            // Opening hashes the file anyway: check that hash instead of hashing twice.
+            let path = crate::fetch::ensure_present(name).map_err(bad)?;
+            let model = ModelSource::open_gguf(&path).map_err(bad)?;
+            crate::fetch::check_sha256(name, &path, &model.sha256()).map_err(bad)?;
+            Ok(model)
         }
         ModelSpec::Path(p) => ModelSource::open_gguf(p).map_err(bad),
     }
