@@ -1,16 +1,29 @@
-//! CUDA engine speed on one GPU (run on the GPU host: `cargo bench -p tracecheck-engine
-//! --features cuda --bench cuda_speed`, or the prebuilt bench binary). Prints one Markdown table
-//! and one JSON line: decode tokens/s at batch 1 and 8 (ctx 512 and 8192), prefill time of 8192
-//! tokens, weight bandwidth achieved by decode. Host timing around `forward`, which returns
-//! logits to the host (so each step is synchronised); warm-up first, median of repeats.
+//! CUDA engine speed on one GPU — the benchmark script of issue 4. Run on the GPU host (the
+//! prebuilt bench binary, or `cargo bench -p tracecheck-engine --features cuda --bench
+//! cuda_speed`); `scripts/cuda_bench.sh` runs it for SmolLM2's shapes and Llama-3-8B's.
 //!
-//! Env: TRACECHECK_BENCH_MODEL (default dummy:smollm2-135m — the real shapes, no file needed),
-//! TRACECHECK_BENCH_DTYPE (bf16), TRACECHECK_BENCH_ATTN (flash), TRACECHECK_BENCH_REPEATS (5).
+//! For each numerics mode and each (batch, ctx): reserve, warm up (kernels compiled, decode
+//! graphs captured by a first untimed repeat), then `repeats` timed repeats of a prefill of
+//! `ctx` tokens per sequence and `steps` decode steps; times come from CUDA events on the
+//! engine's stream (the decode interval includes the host's work between steps: that is the
+//! decode rate a user gets), medians are reported. Prints one Markdown table and one JSON line.
+//!
+//! Columns: achieved bandwidth = bytes a decode step must read (weights + the KV cache up to
+//! the position) / step time, against the copy ceiling; prefill FLOP/s = matmul + causal
+//! attention FLOPs / prefill time, against the bf16 dense tensor-core ceiling.
+//!
+//! Env: TRACECHECK_BENCH_MODEL (dummy:smollm2-135m — the real shapes, no file needed),
+//! TRACECHECK_BENCH_DTYPE (bf16), TRACECHECK_BENCH_ATTN (flash), TRACECHECK_BENCH_NUMERICS
+//! (invariant,fast), TRACECHECK_BENCH_CONFIGS (1x512,8x512,1x8192,8x8192: batch x ctx),
+//! TRACECHECK_BENCH_REPEATS (5), TRACECHECK_BENCH_STEPS (32), TRACECHECK_BENCH_BW_GBS (3000,
+//! the copy ceiling), TRACECHECK_BENCH_TFLOPS (790, the bf16 ceiling), TRACECHECK_CUDA_GRAPHS
+//! (1; 0 to time decode without graphs).
 
 use std::time::Instant;
 
-use tracecheck_engine::backend::{AnyBackend, Backend, BackendKind, Precision, SeqChunk};
+use tracecheck_engine::backend::{Backend, BackendError, CudaBackend, Precision, SeqChunk};
 use tracecheck_engine::capture::{open_model, ModelSpec};
+use tracecheck_engine::model::LlamaConfig;
 use tracecheck_engine::trace::{AttnImpl, Dtype, Numerics};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -22,75 +35,80 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-fn main() {
-    let model_spec: ModelSpec = env("TRACECHECK_BENCH_MODEL", "dummy:smollm2-135m")
-        .parse()
-        .expect("model spec");
-    let dtype: Dtype = env("TRACECHECK_BENCH_DTYPE", "bf16")
-        .parse()
-        .expect("dtype");
-    let attn: AttnImpl = env("TRACECHECK_BENCH_ATTN", "flash").parse().expect("attn");
-    let repeats: usize = env("TRACECHECK_BENCH_REPEATS", "5")
-        .parse()
-        .expect("repeats");
-    let model = match open_model(&model_spec, 0) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("cuda_speed: {e}");
-            std::process::exit(2);
-        }
+fn parse<T: std::str::FromStr>(name: &str, default: &str) -> T {
+    let v = env(name, default);
+    v.parse().unwrap_or_else(|_| {
+        eprintln!("cuda_speed: {name}={v}: not understood");
+        std::process::exit(2)
+    })
+}
+
+/// Bytes one decode step must read: every weight once (the output matrix included) and each
+/// sequence's K and V up to its position.
+fn step_bytes(cfg: &LlamaConfig, elem: f64, batch: usize, pos: usize) -> f64 {
+    let out = if cfg.tied_embeddings {
+        cfg.vocab * cfg.n_embd
+    } else {
+        0
     };
-    let cfg = model.config().clone();
-    let weight_bytes = cfg.n_params() as f64 * if dtype == Dtype::Bf16 { 2.0 } else { 4.0 };
-    let mut be = match AnyBackend::new(BackendKind::Cuda, None) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("cuda_speed: {e}");
-            std::process::exit(2);
-        }
-    };
-    let t = Instant::now();
-    be.load(
-        &model,
-        Precision {
-            dtype,
-            attn,
-            numerics: Numerics::Invariant,
-        },
-    )
-    .expect("load");
-    eprintln!("load {:.1}s on {}", t.elapsed().as_secs_f64(), be.device());
-    let steps = 32;
-    let mut rows = Vec::new();
-    println!("| batch | ctx | prefill (s) | prefill tok/s | decode tok/s | decode ms/step | weight GB/s |");
-    println!("|---|---|---|---|---|---|---|");
-    for &(batch, ctx) in &[(1usize, 512usize), (8, 512), (1, 8192), (8, 8192)] {
-        be.reserve(batch, ctx + steps + 1).expect("reserve");
-        be.warm_up().expect("warm-up");
-        let prompts: Vec<Vec<u32>> = (0..batch)
-            .map(|b| {
-                (0..ctx)
-                    .map(|i| ((i * 7919 + b * 104729 + 13) % cfg.vocab) as u32)
-                    .collect()
+    let weights = (cfg.n_params() - cfg.vocab * cfg.n_embd + out) as f64 * elem;
+    let kv = (batch * cfg.n_layer * 2 * cfg.kv_dim() * pos) as f64 * elem;
+    weights + kv
+}
+
+/// FLOPs of a prefill of `ctx` tokens for each of `batch` sequences (one kept row each).
+fn prefill_flops(cfg: &LlamaConfig, batch: usize, ctx: usize) -> f64 {
+    let per_layer = cfg.n_embd * (cfg.n_embd + 2 * cfg.kv_dim()) // q, k, v
+        + cfg.n_embd * cfg.n_embd // o
+        + 3 * cfg.n_embd * cfg.n_ff; // gate, up, down
+    let matmul = 2.0 * (cfg.n_layer * per_layer) as f64 * ctx as f64;
+    let pairs = ctx as f64 * (ctx as f64 + 1.0) / 2.0; // causal (query, key) pairs
+    let attn = 4.0 * (cfg.n_layer * cfg.n_head * cfg.head_dim) as f64 * pairs;
+    let logits = 2.0 * (cfg.vocab * cfg.n_embd) as f64;
+    batch as f64 * (matmul + attn + logits)
+}
+
+struct Row {
+    numerics: Numerics,
+    batch: usize,
+    ctx: usize,
+    prefill_s: f64,
+    step_s: f64,
+}
+
+fn bench(
+    be: &mut CudaBackend,
+    cfg: &LlamaConfig,
+    batch: usize,
+    ctx: usize,
+    steps: usize,
+    repeats: usize,
+) -> Result<(f64, f64), BackendError> {
+    be.reserve(batch, ctx + steps + 1)?;
+    be.warm_up()?;
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|b| {
+            (0..ctx)
+                .map(|i| ((i * 7919 + b * 104729 + 13) % cfg.vocab) as u32)
+                .collect()
+        })
+        .collect();
+    let (mut pre, mut dec) = (Vec::new(), Vec::new());
+    // Repeat 0 is a warm-up (first-use costs, graph capture).
+    for rep in 0..=repeats {
+        let seqs: Vec<SeqChunk> = prompts
+            .iter()
+            .enumerate()
+            .map(|(b, p)| SeqChunk {
+                slot: b,
+                start: 0,
+                tokens: p,
+                keep: vec![ctx - 1],
             })
             .collect();
-        let (mut pre, mut dec) = (Vec::new(), Vec::new());
-        for rep in 0..=repeats {
-            let seqs: Vec<SeqChunk> = prompts
-                .iter()
-                .enumerate()
-                .map(|(b, p)| SeqChunk {
-                    slot: b,
-                    start: 0,
-                    tokens: p,
-                    keep: vec![ctx - 1],
-                })
-                .collect();
-            let mut logits = Vec::new();
-            let t = Instant::now();
-            be.forward(&seqs, &mut logits).expect("prefill");
-            let p = t.elapsed().as_secs_f64();
-            let t = Instant::now();
+        let mut logits = Vec::new();
+        let (_, p) = be.timed(|be| be.forward(&seqs, &mut logits))?;
+        let (_, d) = be.timed(|be| {
             for j in 0..steps {
                 let toks: Vec<[u32; 1]> = (0..batch)
                     .map(|b| [((j * 31 + b) % cfg.vocab) as u32])
@@ -104,33 +122,143 @@ fn main() {
                     })
                     .collect();
                 logits.clear();
-                be.forward(&seqs, &mut logits).expect("decode");
+                be.forward(&seqs, &mut logits)?;
             }
-            let d = t.elapsed().as_secs_f64();
-            if rep > 0 {
-                pre.push(p);
-                dec.push(d / steps as f64);
+            Ok(())
+        })?;
+        if rep > 0 {
+            pre.push(p);
+            dec.push(d / steps as f64);
+        }
+    }
+    Ok((median(pre), median(dec)))
+}
+
+fn main() {
+    let model_spec: ModelSpec = parse("TRACECHECK_BENCH_MODEL", "dummy:smollm2-135m");
+    let dtype: Dtype = parse("TRACECHECK_BENCH_DTYPE", "bf16");
+    let attn: AttnImpl = parse("TRACECHECK_BENCH_ATTN", "flash");
+    let repeats: usize = parse("TRACECHECK_BENCH_REPEATS", "5");
+    let steps: usize = parse("TRACECHECK_BENCH_STEPS", "32");
+    let bw_ceiling: f64 = parse("TRACECHECK_BENCH_BW_GBS", "3000");
+    let tflops_ceiling: f64 = parse("TRACECHECK_BENCH_TFLOPS", "790");
+    let numerics: Vec<Numerics> = env("TRACECHECK_BENCH_NUMERICS", "invariant,fast")
+        .split(',')
+        .map(|s| {
+            s.parse().unwrap_or_else(|_| {
+                eprintln!("cuda_speed: numerics {s}: not understood");
+                std::process::exit(2)
+            })
+        })
+        .collect();
+    let configs: Vec<(usize, usize)> = env("TRACECHECK_BENCH_CONFIGS", "1x512,8x512,1x8192,8x8192")
+        .split(',')
+        .map(|c| {
+            let (b, x) = c.split_once('x').unwrap_or(("", ""));
+            match (b.parse(), x.parse()) {
+                (Ok(b), Ok(x)) => (b, x),
+                _ => {
+                    eprintln!("cuda_speed: config {c}: expected BATCHxCTX");
+                    std::process::exit(2)
+                }
+            }
+        })
+        .collect();
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        eprintln!("cuda_speed: {e}");
+        std::process::exit(2)
+    };
+    let t = Instant::now();
+    let model = open_model(&model_spec, 0).unwrap_or_else(|e| fail(&e));
+    let cfg = model.config().clone();
+    eprintln!(
+        "model {} ready in {:.1}s",
+        cfg.name,
+        t.elapsed().as_secs_f64()
+    );
+    let elem = if dtype == Dtype::Bf16 { 2.0 } else { 4.0 };
+    let mut be = CudaBackend::new(None).unwrap_or_else(|e| fail(&e));
+    let mut rows = Vec::new();
+    let mut high_water = Vec::new();
+    for &nm in &numerics {
+        let t = Instant::now();
+        be.load(
+            &model,
+            Precision {
+                dtype,
+                attn,
+                numerics: nm,
+            },
+        )
+        .unwrap_or_else(|e| fail(&e));
+        eprintln!(
+            "{nm}: load {:.1}s on {}",
+            t.elapsed().as_secs_f64(),
+            be.device()
+        );
+        for &(batch, ctx) in &configs {
+            match bench(&mut be, &cfg, batch, ctx, steps, repeats) {
+                Ok((prefill_s, step_s)) => {
+                    eprintln!("{nm} b{batch} ctx{ctx}: prefill {prefill_s:.4}s, step {step_s:.6}s");
+                    rows.push(Row {
+                        numerics: nm,
+                        batch,
+                        ctx,
+                        prefill_s,
+                        step_s,
+                    });
+                    high_water.push((nm, batch, ctx, be.memory().high_water as f64 / 1e6));
+                }
+                Err(e) => eprintln!("{nm} b{batch} ctx{ctx}: {e}"),
             }
         }
-        let (p, step) = (median(pre), median(dec));
-        let row = serde_json::json!({
-            "batch": batch, "ctx": ctx, "prefill_s": p, "prefill_tok_s": (batch * ctx) as f64 / p,
-            "decode_tok_s": batch as f64 / step, "decode_ms_per_step": step * 1e3,
-            "weight_gb_s": weight_bytes / step / 1e9,
-        });
-        println!(
-            "| {batch} | {ctx} | {p:.3} | {:.0} | {:.0} | {:.2} | {:.0} |",
-            (batch * ctx) as f64 / p,
-            batch as f64 / step,
-            step * 1e3,
-            weight_bytes / step / 1e9
-        );
-        rows.push(row);
     }
-    let mem = be.memory();
+    let fast_of = |r: &Row| {
+        rows.iter()
+            .find(|f| f.numerics == Numerics::Fast && f.batch == r.batch && f.ctx == r.ctx)
+    };
+    println!(
+        "| numerics | batch | ctx | prefill (ms) | prefill tok/s | prefill TFLOP/s (% of {tflops_ceiling:.0}) | decode tok/s | ms/step | decode GB/s (% of {bw_ceiling:.0}) | ×fast prefill | ×fast decode | high-water MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut json_rows = Vec::new();
+    for (r, hw) in rows.iter().zip(&high_water) {
+        let tok_s = (r.batch * r.ctx) as f64 / r.prefill_s;
+        let tflops = prefill_flops(&cfg, r.batch, r.ctx) / r.prefill_s / 1e12;
+        let gbs = step_bytes(&cfg, elem, r.batch, r.ctx + steps / 2) / r.step_s / 1e9;
+        let (xp, xd) = match fast_of(r) {
+            Some(f) => (r.prefill_s / f.prefill_s, r.step_s / f.step_s),
+            None => (f64::NAN, f64::NAN),
+        };
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.1} ({:.1} %) | {:.0} | {:.3} | {:.0} ({:.1} %) | {:.2} | {:.2} | {:.0} |",
+            r.numerics,
+            r.batch,
+            r.ctx,
+            r.prefill_s * 1e3,
+            tok_s,
+            tflops,
+            100.0 * tflops / tflops_ceiling,
+            r.batch as f64 / r.step_s,
+            r.step_s * 1e3,
+            gbs,
+            100.0 * gbs / bw_ceiling,
+            xp,
+            xd,
+            hw.3
+        );
+        json_rows.push(serde_json::json!({
+            "numerics": r.numerics.as_str(), "batch": r.batch, "ctx": r.ctx,
+            "prefill_s": r.prefill_s, "prefill_tok_s": tok_s, "prefill_tflops": tflops,
+            "decode_tok_s": r.batch as f64 / r.step_s, "decode_ms_per_step": r.step_s * 1e3,
+            "decode_gb_s": gbs, "x_fast_prefill": xp, "x_fast_decode": xd, "high_water_mb": hw.3,
+        }));
+    }
     println!(
         "{}",
-        serde_json::json!({"device": be.device(), "model": cfg.name, "dtype": dtype.as_str(), "attn": attn.as_str(),
-            "high_water_mb": mem.high_water as f64 / 1e6, "rows": rows})
+        serde_json::json!({"device": be.device(), "model": cfg.name, "dtype": dtype.as_str(),
+            "attn": attn.as_str(), "steps": steps, "repeats": repeats,
+            "graphs": env("TRACECHECK_CUDA_GRAPHS", "1") != "0",
+            "bw_ceiling_gb_s": bw_ceiling, "tflops_ceiling": tflops_ceiling, "rows": json_rows})
     );
 }

@@ -6,11 +6,13 @@
 //! epilogues; accumulation and softmax/norm statistics are f32. Every launch below gives a row
 //! the same bits whatever the other rows of the launch are (see the `.cu` files).
 //!
-//! Nothing is allocated here: scratch, the KV cache and the row-metadata buffer come from
-//! `reserve`. Not in this pass: CUDA graphs for decode steps (each step is ~7 launches per
-//! layer, 8 with the flash merge past 256 positions).
+//! Nothing is allocated here: scratch, the KV cache, pinned host staging and the row-metadata
+//! buffer come from `reserve`. Chunks of up to [`GRAPH_MAX_ROWS`] rows (decode steps) replay a
+//! CUDA graph captured at the first step of their shape: a step is ~7 launches per layer (8
+//! with the flash merge), too many to issue one by one when each runs for microseconds.
 
-use cudarc::driver::CudaStream;
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::{CudaGraph, CudaStream};
 use std::sync::Arc;
 
 use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
@@ -18,7 +20,7 @@ use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
 use super::kernels::{AttnShape, Epi, Kernels, QkvArgs, FLASH_SPLIT};
-use super::memory::{copy_dtoh, copy_htod};
+use super::memory::{copy_dtoh, copy_htod, dev};
 use super::{State, Weights, CHUNK_ROWS, LOGIT_ROWS};
 
 /// Row metadata of one chunk, i32, uploaded once per chunk: tokens, KV slot and position of
@@ -29,6 +31,26 @@ const POS: usize = 2 * CHUNK_ROWS;
 const TILES: usize = 3 * CHUNK_ROWS;
 const KEPT: usize = 5 * CHUNK_ROWS;
 pub(super) const META_INTS: usize = 6 * CHUNK_ROWS;
+
+/// What a chunk's launches depend on besides the uploaded metadata: a captured decode graph
+/// is keyed by it (positions, slots and tokens are read from device memory, so one graph
+/// serves every step of that shape).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Shape {
+    n: usize,
+    n_tiles: usize,
+    qt: usize,
+    kept: usize,
+}
+
+/// Chunks of at most this many rows, with all their kept rows in one logits launch, run as a
+/// CUDA graph (decode steps up to batch 64; short prefill chunks).
+const GRAPH_MAX_ROWS: usize = 64;
+
+/// `TRACECHECK_CUDA_GRAPHS=0` turns graphs off (for A/B timing); they are on by default.
+fn graphs_enabled() -> bool {
+    std::env::var("TRACECHECK_CUDA_GRAPHS").map_or(true, |v| v != "0")
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
@@ -42,37 +64,70 @@ pub(super) fn forward(
     logits: &mut Vec<f32>,
 ) -> Result<(), BackendError> {
     let rows = flatten_step(seqs, st.slots, st.max_ctx, cfg.vocab)?;
+    let use_graphs = graphs_enabled();
     for chunk in rows.chunks(CHUNK_ROWS) {
-        forward_chunk(cfg, p, w, st, k, s, chunk, logits)?;
+        let (shape, n_splits) = upload_meta(st, k, s, chunk)?;
+        if use_graphs && shape.n <= GRAPH_MAX_ROWS && shape.kept <= LOGIT_ROWS {
+            // Every split of the reserved context is launched: blocks past a row's position
+            // return at once, so the graph does not depend on the positions.
+            if !st.graphs.contains_key(&shape) {
+                let g = capture(s, |s| {
+                    enqueue_layers(cfg, p, w, st, k, s, shape, st.max_splits)?;
+                    enqueue_logits(cfg, p, w, st, k, s, 0, shape.kept)
+                })?;
+                st.graphs.insert(shape, g);
+            }
+            st.graphs[&shape]
+                .launch()
+                .map_err(|e| dev("cuGraphLaunch", e))?;
+            fetch_logits(st, s, shape.kept, cfg.vocab, logits)?;
+        } else {
+            enqueue_layers(cfg, p, w, st, k, s, shape, n_splits)?;
+            let mut g0 = 0;
+            while g0 < shape.kept {
+                let g = (shape.kept - g0).min(LOGIT_ROWS);
+                enqueue_logits(cfg, p, w, st, k, s, g0, g)?;
+                fetch_logits(st, s, g, cfg.vocab, logits)?;
+                g0 += g;
+            }
+        }
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn forward_chunk(
-    cfg: &LlamaConfig,
-    p: Precision,
-    w: &Weights,
+/// Captures the launches `f` issues on `s` into an instantiated graph (nothing is allocated
+/// or copied inside: buffers come from `reserve`). A failed launch ends the capture first.
+fn capture(
+    s: &Arc<CudaStream>,
+    f: impl FnOnce(&Arc<CudaStream>) -> Result<(), BackendError>,
+) -> Result<CudaGraph, BackendError> {
+    // Relaxed: the memory sampler's cuMemGetInfo on another thread must not break a capture.
+    s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+        .map_err(|e| dev("cuStreamBeginCapture", e))?;
+    let issued = f(s);
+    let ended = s.end_capture(CUgraphInstantiate_flags(0));
+    issued?;
+    let g = ended
+        .map_err(|e| dev("cuStreamEndCapture", e))?
+        .ok_or_else(|| BackendError::Device("stream capture produced no graph".into()))?;
+    g.upload().map_err(|e| dev("cuGraphUpload", e))?;
+    Ok(g)
+}
+
+/// Fills and uploads the chunk's row metadata. Flash query tiles: runs of consecutive
+/// positions of one sequence, at most `flash_qt` rows each (they share K/V loads, never
+/// arithmetic). Returns the chunk's shape and the splits its furthest row needs.
+fn upload_meta(
     st: &mut State,
     k: &Kernels,
     s: &Arc<CudaStream>,
     rows: &[StepRow],
-    logits: &mut Vec<f32>,
-) -> Result<(), BackendError> {
-    let bf16 = p.dtype == Dtype::Bf16;
-    let (n, d, kv, hd, ff, vocab) = (
-        rows.len(),
-        cfg.n_embd,
-        cfg.kv_dim(),
-        cfg.head_dim,
-        cfg.n_ff,
-        cfg.vocab,
-    );
-    let eps = cfg.rms_eps;
-
-    // Row metadata, one upload. Flash query tiles: runs of consecutive positions of one
-    // sequence, at most `flash_qt` rows each (they share K/V loads, never arithmetic).
-    let meta = &mut st.host_meta;
+) -> Result<(Shape, usize), BackendError> {
+    let n = rows.len();
+    let meta = st
+        .host_meta
+        .as_mut_slice()
+        .map_err(|e| dev("pinned row metadata", e))?;
     let mut kept = 0;
     for (i, r) in rows.iter().enumerate() {
         meta[TOK + i] = r.token as i32;
@@ -101,13 +156,56 @@ fn forward_chunk(
         i += len;
     }
     copy_htod(&st.meta, 0, &meta[..], s)?;
-    let at = |off: usize| st.meta.at::<i32>(off);
     let n_splits = rows
         .iter()
         .map(|r| r.pos / FLASH_SPLIT + 1)
         .max()
         .unwrap_or(1);
+    Ok((
+        Shape {
+            n,
+            n_tiles,
+            qt,
+            kept,
+        },
+        n_splits,
+    ))
+}
 
+/// Copies the logits of `g` kept rows (computed by `enqueue_logits`) to the host.
+fn fetch_logits(
+    st: &mut State,
+    s: &Arc<CudaStream>,
+    g: usize,
+    vocab: usize,
+    logits: &mut Vec<f32>,
+) -> Result<(), BackendError> {
+    let host = st
+        .host_logits
+        .as_mut_slice()
+        .map_err(|e| dev("pinned logits", e))?;
+    copy_dtoh(&st.logits, 0, &mut host[..g * vocab], s)?;
+    logits.extend_from_slice(&host[..g * vocab]);
+    Ok(())
+}
+
+/// Embedding and every layer of one chunk (rows described by the uploaded metadata).
+#[allow(clippy::too_many_arguments)]
+fn enqueue_layers(
+    cfg: &LlamaConfig,
+    p: Precision,
+    w: &Weights,
+    st: &State,
+    k: &Kernels,
+    s: &Arc<CudaStream>,
+    shape: Shape,
+    n_splits: usize,
+) -> Result<(), BackendError> {
+    let bf16 = p.dtype == Dtype::Bf16;
+    let Shape { n, n_tiles, qt, .. } = shape;
+    let (d, kv, hd, ff) = (cfg.n_embd, cfg.kv_dim(), cfg.head_dim, cfg.n_ff);
+    let eps = cfg.rms_eps;
+    let at = |off: usize| st.meta.at::<i32>(off);
     let attn = AttnShape {
         d: d as i32,
         kv: kv as i32,
@@ -245,39 +343,46 @@ fn forward_chunk(
         )?;
     }
 
-    // Logits for kept rows only, LOGIT_ROWS at a time: [bf16] final norm output; f32
-    // accumulation, not rounded.
-    let out_w = w.output.as_ref().unwrap_or(&w.embd).ptr();
-    let mut g0 = 0;
-    while g0 < kept {
-        let g = (kept - g0).min(LOGIT_ROWS);
-        k.rmsnorm(
-            s,
-            g,
-            x,
-            at(KEPT + g0),
-            w.out_norm.ptr(),
-            d,
-            eps,
-            bf16,
-            st.xn.ptr(),
-        )?;
-        k.matmul(
-            s,
-            st.xn.ptr(),
-            g,
-            d,
-            out_w,
-            vocab,
-            Epi::Store,
-            false,
-            st.logits.ptr(),
-            vocab,
-            &plain,
-        )?;
-        copy_dtoh(&st.logits, 0, &mut st.host_logits[..g * vocab], s)?;
-        logits.extend_from_slice(&st.host_logits[..g * vocab]);
-        g0 += g;
-    }
     Ok(())
+}
+
+/// Logits of kept rows g0..g0+g (at most LOGIT_ROWS): [bf16] final norm output; f32
+/// accumulation, not rounded.
+#[allow(clippy::too_many_arguments)]
+fn enqueue_logits(
+    cfg: &LlamaConfig,
+    p: Precision,
+    w: &Weights,
+    st: &State,
+    k: &Kernels,
+    s: &Arc<CudaStream>,
+    g0: usize,
+    g: usize,
+) -> Result<(), BackendError> {
+    let bf16 = p.dtype == Dtype::Bf16;
+    let out_w = w.output.as_ref().unwrap_or(&w.embd).ptr();
+    k.rmsnorm(
+        s,
+        g,
+        st.x.ptr(),
+        st.meta.at::<i32>(KEPT + g0),
+        w.out_norm.ptr(),
+        cfg.n_embd,
+        cfg.rms_eps,
+        bf16,
+        st.xn.ptr(),
+    )?;
+    k.matmul(
+        s,
+        st.xn.ptr(),
+        g,
+        cfg.n_embd,
+        out_w,
+        cfg.vocab,
+        Epi::Store,
+        false,
+        st.logits.ptr(),
+        cfg.vocab,
+        &QkvArgs::default(),
+    )
 }

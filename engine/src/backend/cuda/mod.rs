@@ -15,8 +15,7 @@
 //! TF32 is never used. `fast` currently runs exactly the `invariant` kernels (cuBLAS is not
 //! wired in yet).
 //!
-//! Not done in this pass: CUDA graphs for decode steps (a step is ~7 launches per layer),
-//! cuBLAS for `fast`, tensor-core attention (prefill attention runs on CUDA cores), fusing
+//! Decode steps replay CUDA graphs (`forward.rs`). Not done in this pass: cuBLAS for `fast`, tensor-core attention (prefill attention runs on CUDA cores), fusing
 //! RMSNorm into the following matmul.
 
 mod forward;
@@ -27,7 +26,9 @@ pub mod nvrtc;
 use std::sync::Arc;
 
 use cudarc::driver::sys as cu;
-use cudarc::driver::{CudaContext, CudaStream};
+use std::collections::HashMap;
+
+use cudarc::driver::{CudaContext, CudaGraph, CudaStream, PinnedHostSlice};
 
 use crate::backend::cpu::kernels::{round_bf16, round_slice};
 use crate::model::{LlamaConfig, ModelSource, TensorName};
@@ -89,9 +90,12 @@ pub(crate) struct State {
     pub max_splits: usize,
     /// Naive attention scores [CHUNK][n_head][max_ctx].
     pub scores: DBuf,
-    /// Host staging for logits.
-    pub host_logits: Vec<f32>,
-    pub host_meta: Vec<i32>,
+    /// Pinned host staging for logits and row metadata (pageable copies of a batch's logits
+    /// cost more than the decode step itself).
+    pub host_logits: PinnedHostSlice<f32>,
+    pub host_meta: PinnedHostSlice<i32>,
+    /// Decode graphs by chunk shape; they hold this state's buffer addresses.
+    pub graphs: HashMap<forward::Shape, CudaGraph>,
 }
 
 /// The device in words, for run.json, and what NVRTC compiles for.
@@ -178,6 +182,30 @@ impl CudaBackend {
         nvrtc::compile_all(arch)
     }
 
+    /// Runs `f` and returns its result with the GPU time between CUDA events recorded on the
+    /// backend's stream before and after it (seconds; for benchmarks).
+    pub fn timed<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, BackendError>,
+    ) -> Result<(R, f64), BackendError> {
+        let ev = || {
+            self.ctx
+                .new_event(Some(cu::CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| dev("cuEventCreate", e))
+        };
+        let (start, end) = (ev()?, ev()?);
+        start
+            .record(&self.stream)
+            .map_err(|e| dev("cuEventRecord", e))?;
+        let r = f(self)?;
+        end.record(&self.stream)
+            .map_err(|e| dev("cuEventRecord", e))?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| dev("cuEventElapsedTime", e))?;
+        Ok((r, ms as f64 / 1e3))
+    }
+
     /// NVRTC's version, when the library loads.
     pub fn nvrtc_version() -> Result<(i32, i32), BackendError> {
         nvrtc::version()
@@ -228,6 +256,16 @@ impl CudaBackend {
             self.smem_optin,
         )?));
         Ok(())
+    }
+
+    /// Page-locked host memory (not write-combined: the host reads logits back).
+    fn pinned<T: cudarc::driver::DeviceRepr>(
+        &self,
+        len: usize,
+    ) -> Result<PinnedHostSlice<T>, BackendError> {
+        // SAFETY: the memory is only read through `as_mut_slice` after a copy or a write fills it.
+        unsafe { self.ctx.alloc_pinned_with_flags::<T>(len, 0) }
+            .map_err(|e| dev("pinned host memory", e))
     }
 
     fn sync(&self) -> Result<(), BackendError> {
@@ -406,8 +444,9 @@ impl Backend for CudaBackend {
             part_ml,
             max_splits,
             scores,
-            host_logits: vec![0f32; LOGIT_ROWS * cfg.vocab],
-            host_meta: vec![0i32; forward::META_INTS],
+            host_logits: self.pinned(LOGIT_ROWS * cfg.vocab)?,
+            host_meta: self.pinned(forward::META_INTS)?,
+            graphs: HashMap::new(),
         };
         self.sync()?;
         self.state = Some(Box::new(state));
