@@ -7,9 +7,11 @@
 //! - [`analyze`]: `tracecheck analyze` — reads traces through the engine's trace library,
 //!   computes [`metrics`], gives verdicts, builds the [`summary::Summary`].
 //! - [`report`]: Markdown + PNG reports from a summary.
+//! - [`ci_output`]: JUnit XML (`analyze --junit`) and the GitHub Actions step summary.
 //! - [`golden`]: compact golden traces (`bless`) and drift against them.
 //! - [`validate`]: `tracecheck validate` for any engine's traces.
 pub mod analyze;
+pub mod ci_output;
 pub mod golden;
 pub mod metrics;
 pub mod modes;
