@@ -213,6 +213,126 @@ fn display(rel: &Path) -> String {
     rel.to_string_lossy().replace('\\', "/")
 }
 
+/// The site being built: every file, in memory or to copy, before anything is written.
+struct Builder<'a> {
+    site: SiteMap<'a>,
+    env: Environment<'static>,
+    files: BTreeMap<PathBuf, Content>,
+    copies: BTreeSet<PathBuf>,
+    view: IndexView,
+    warnings: Vec<String>,
+    problems: Vec<String>,
+}
+
+impl Builder<'_> {
+    fn read(&mut self, md: &Path) -> Option<String> {
+        let path = self.site.root.join(md);
+        let error = match std::fs::read(&path).map(String::from_utf8) {
+            Ok(Ok(text)) => return Some(text),
+            Ok(Err(_)) => "not UTF-8 text".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.problems.push(format!("{}: {error}", path.display()));
+        self.view.broken.push(BrokenRow {
+            path: display(md),
+            error,
+        });
+        None
+    }
+
+    /// Lists the page on the index (as a sweep when summary.json is beside it); returns the
+    /// URL of summary.json from the page.
+    fn list(&mut self, md: &Path, title: &str) -> Option<String> {
+        let dir = dir_of(md);
+        let url = relative_url(Path::new(""), &html_rel(md));
+        let summary_rel = dir.join("summary.json");
+        let summary_path = self.site.root.join(&summary_rel);
+        if !(is_sweep_report(md, self.site.pages) && summary_path.is_file()) {
+            self.view.pages.push(PageRow {
+                url,
+                path: display(md),
+                title: title.to_string(),
+            });
+            return None;
+        }
+        let shown = if dir.as_os_str().is_empty() {
+            display(md)
+        } else {
+            display(dir)
+        };
+        match read_summary(&summary_path) {
+            Ok(head) => {
+                let from_index = relative_url(Path::new(""), &summary_rel);
+                self.view
+                    .sweeps
+                    .push(SweepRow::new(url, shown, Some(from_index), &head));
+                self.copies.insert(summary_rel.clone());
+                Some(relative_url(dir, &summary_rel))
+            }
+            Err(e) => {
+                self.problems.push(e.clone());
+                self.view.sweeps.push(SweepRow::unreadable(url, shown, e));
+                None
+            }
+        }
+    }
+
+    fn add_page(&mut self, md: &Path) -> Result<(), PublishError> {
+        let Some(text) = self.read(md) else {
+            return Ok(());
+        };
+        let body = page::render(&self.site, md, &text);
+        self.warnings.extend(body.warnings);
+        self.copies.extend(body.files);
+        let dir = dir_of(md);
+        self.copies.extend(pngs_in(self.site.root, dir));
+        let title = body.title.unwrap_or_else(|| display(md));
+        let summary_url = self.list(md, &title);
+        let ctx = minijinja::context! {
+            title => title,
+            body => body.html,
+            css => CSS,
+            source => display(md),
+            index_url => relative_url(dir, Path::new("index.html")),
+            summary_url => summary_url,
+            tool_version => env!("CARGO_PKG_VERSION"),
+        };
+        let html = render_template(&self.env, "page.html.j2", ctx)?;
+        self.files
+            .insert(html_rel(md), Content::Bytes(html.into_bytes()));
+        Ok(())
+    }
+
+    /// Adds the index, and the copies that no page shadows.
+    fn finish(&mut self) -> Result<(), PublishError> {
+        self.view.sort();
+        let index = render_template(
+            &self.env,
+            "index.html.j2",
+            minijinja::Value::from_serialize(&self.view),
+        )?;
+        self.files.insert(
+            PathBuf::from("index.html"),
+            Content::Bytes(index.into_bytes()),
+        );
+        for c in std::mem::take(&mut self.copies) {
+            if c == Path::new(MANIFEST) {
+                continue;
+            }
+            if self.files.contains_key(&c) {
+                self.warnings.push(format!(
+                    "{}: not copied, a page of the site has that name",
+                    self.site.root.join(&c).display()
+                ));
+                continue;
+            }
+            self.files
+                .insert(c.clone(), Content::Copy(self.site.root.join(&c)));
+        }
+        Ok(())
+    }
+}
+
 /// Builds the site from `opts.reports` and writes it into `opts.to`.
 pub fn publish(opts: &PublishOptions) -> Result<PublishOutcome, PublishError> {
     let root = &opts.reports;
@@ -227,133 +347,41 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishOutcome, PublishError> {
     if to_canonical.is_some() && to_canonical == canonical(root) {
         return Err(PublishError::SameDirectory(opts.to.clone()));
     }
-    let sources = scan(root, to_canonical.as_deref());
-    let mut problems = sources.problems;
-    let mut warnings = Vec::new();
-    let site = SiteMap {
-        root,
-        pages: &sources.pages,
+    let Sources { pages, problems } = scan(root, to_canonical.as_deref());
+    let mut b = Builder {
+        site: SiteMap {
+            root,
+            pages: &pages,
+        },
+        env: environment(),
+        files: BTreeMap::new(),
+        copies: BTreeSet::new(),
+        view: IndexView {
+            title: opts
+                .title
+                .clone()
+                .unwrap_or_else(|| "tracecheck reports".to_string()),
+            tool_version: env!("CARGO_PKG_VERSION"),
+            css: CSS,
+            sweeps: vec![],
+            pages: vec![],
+            broken: vec![],
+        },
+        warnings: vec![],
+        problems,
     };
-    let env = environment();
-    let mut files: BTreeMap<PathBuf, Content> = BTreeMap::new();
-    let mut copies: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut view = IndexView {
-        title: opts
-            .title
-            .clone()
-            .unwrap_or_else(|| "tracecheck reports".to_string()),
-        tool_version: env!("CARGO_PKG_VERSION"),
-        css: CSS,
-        sweeps: vec![],
-        pages: vec![],
-        broken: vec![],
-    };
-
-    for md in &sources.pages {
-        let path = root.join(md);
-        let text = match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
-            Ok(Err(_)) => {
-                problems.push(format!("{}: not UTF-8 text", path.display()));
-                view.broken.push(BrokenRow {
-                    path: display(md),
-                    error: "not UTF-8 text".into(),
-                });
-                continue;
-            }
-            Err(e) => {
-                problems.push(format!("{}: {e}", path.display()));
-                view.broken.push(BrokenRow {
-                    path: display(md),
-                    error: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let body = page::render(&site, md, &text);
-        warnings.extend(body.warnings);
-        copies.extend(body.files);
-        let dir = dir_of(md);
-        copies.extend(pngs_in(root, dir));
-        let html = html_rel(md);
-        let url = relative_url(Path::new(""), &html);
-        let title = body.title.unwrap_or_else(|| display(md));
-
-        let summary_rel = dir.join("summary.json");
-        let mut summary_url = None;
-        if is_sweep_report(md, &sources.pages) && root.join(&summary_rel).is_file() {
-            let shown = if dir.as_os_str().is_empty() {
-                display(md)
-            } else {
-                display(dir)
-            };
-            match read_summary(&root.join(&summary_rel)) {
-                Ok(head) => {
-                    copies.insert(summary_rel.clone());
-                    summary_url = Some(relative_url(dir, &summary_rel));
-                    let index_url = relative_url(Path::new(""), &summary_rel);
-                    view.sweeps
-                        .push(SweepRow::new(url.clone(), shown, Some(index_url), &head));
-                }
-                Err(e) => {
-                    problems.push(e.clone());
-                    view.sweeps
-                        .push(SweepRow::unreadable(url.clone(), shown, e));
-                }
-            }
-        } else {
-            view.pages.push(PageRow {
-                url: url.clone(),
-                path: display(md),
-                title: title.clone(),
-            });
-        }
-
-        let ctx = minijinja::context! {
-            title => title,
-            body => body.html,
-            css => CSS,
-            source => display(md),
-            index_url => relative_url(dir, Path::new("index.html")),
-            summary_url => summary_url,
-            tool_version => env!("CARGO_PKG_VERSION"),
-        };
-        let html_text = render_template(&env, "page.html.j2", ctx)?;
-        files.insert(html, Content::Bytes(html_text.into_bytes()));
+    for md in &pages {
+        b.add_page(md)?;
     }
-
-    view.sort();
-    let index_html = render_template(
-        &env,
-        "index.html.j2",
-        minijinja::Value::from_serialize(&view),
-    )?;
-    files.insert(
-        PathBuf::from("index.html"),
-        Content::Bytes(index_html.into_bytes()),
-    );
-    for c in copies {
-        if c == Path::new(MANIFEST) {
-            continue;
-        }
-        if files.contains_key(&c) {
-            warnings.push(format!(
-                "{}: not copied, a page of the site has that name",
-                root.join(&c).display()
-            ));
-            continue;
-        }
-        files.insert(c.clone(), Content::Copy(root.join(&c)));
-    }
-
-    let written = write_site(&opts.to, &files)?;
+    b.finish()?;
+    let written = write_site(&opts.to, &b.files)?;
     Ok(PublishOutcome {
         index: opts.to.join("index.html"),
-        pages: view.sweeps.len() + view.pages.len(),
-        sweeps: view.sweeps.len(),
+        pages: b.view.sweeps.len() + b.view.pages.len(),
+        sweeps: b.view.sweeps.len(),
         files: written.files,
         removed: written.removed,
-        warnings,
-        problems,
+        warnings: b.warnings,
+        problems: b.problems,
     })
 }
