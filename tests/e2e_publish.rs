@@ -235,7 +235,6 @@ fn a_real_sweep_and_the_repo_reports_publish_as_a_site_without_broken_links() {
     std::fs::write(&f, bytes).unwrap();
     let bad_junit = root.join("bad.xml");
     let o = tracecheck()
-        .env_remove("GITHUB_STEP_SUMMARY")
         .args(["analyze", "--mode", "b3_81", "--gate", "PASS_EQUIV"])
         .arg("--traces-dir")
         .arg(&flipped)
