@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::checks::sweep_problems;
-use crate::report::format::{diff6, fixed, mb, md_code, md_text, opt, ratio4, NA};
+use crate::report::format::{diff6, fixed, mb, md_code, md_text, opt, ratio4};
 use crate::summary::{CellSummary, Summary};
 
 /// GitHub's limit for one step's summary file; the file must stay strictly below it.
@@ -149,8 +149,12 @@ pub fn render(summary: &Summary, limit: usize) -> String {
         }
     }
     b.push("");
-    b.push("| Cell | Verdict | Max \\|Δ\\| | Top-1 | Decode tok/s | Peak MB |");
-    b.push("|---|---|---|---|---|---|");
+    if cells.is_empty() {
+        b.push("No cells were analysed.");
+    } else {
+        b.push("| Cell | Verdict | Max \\|Δ\\| | Top-1 | Decode tok/s | Peak MB |");
+        b.push("|---|---|---|---|---|---|");
+    }
     for c in &cells {
         b.push(&cell_row(c));
     }
@@ -161,9 +165,6 @@ pub fn render(summary: &Summary, limit: usize) -> String {
              results are in summary.json and the report._\n",
             b.dropped
         ));
-    }
-    if summary.cells.is_empty() {
-        out.push_str(&format!("\nNo cells ({NA}).\n"));
     }
     out
 }
