@@ -7,12 +7,16 @@
 //! - [`analyze`]: `tracecheck analyze` — reads traces through the engine's trace library,
 //!   computes [`metrics`], gives verdicts, builds the [`summary::Summary`].
 //! - [`report`]: Markdown + PNG reports from a summary.
+//! - [`ci_output`]: JUnit XML (`analyze --junit`) and the GitHub Actions step summary.
+//! - [`publish`]: `tracecheck publish` — a static HTML site from the reports.
 //! - [`golden`]: compact golden traces (`bless`) and drift against them.
 //! - [`validate`]: `tracecheck validate` for any engine's traces.
 pub mod analyze;
+pub mod ci_output;
 pub mod golden;
 pub mod metrics;
 pub mod modes;
+pub mod publish;
 pub mod report;
 pub mod runner;
 pub mod summary;

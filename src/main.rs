@@ -1,4 +1,4 @@
-//! `tracecheck`: run sweeps, analyse traces, validate them, bless goldens.
+//! `tracecheck`: run sweeps, analyse traces, validate them, bless goldens, publish reports.
 //! Exit codes: 0 OK, 1 gate failed, 2 bad input.
 
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use tracecheck::analyze::{analyze, AnalyzeArgs};
 use tracecheck::golden::{bless, BlessOptions};
+use tracecheck::publish::{publish, PublishOptions};
 use tracecheck::runner::{run, RunArgs};
 
 #[derive(Parser)]
@@ -36,6 +37,18 @@ enum Cmd {
         golden: std::path::PathBuf,
         #[arg(long)]
         yes: bool,
+    },
+    /// Publish reports as a static HTML site (index, pages, charts; relative links only).
+    Publish {
+        /// The directory of Markdown reports (searched recursively).
+        #[arg(long)]
+        reports: std::path::PathBuf,
+        /// The site's directory; files in it that publish did not write are left alone.
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// The index page's title.
+        #[arg(long)]
+        title: Option<String>,
     },
 }
 
@@ -112,6 +125,28 @@ fn main() -> ExitCode {
                 &mut std::io::stdout(),
             ) {
                 Ok(code) => ExitCode::from(code as u8),
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Publish { reports, to, title } => {
+            match publish(&PublishOptions { reports, to, title }) {
+                Ok(o) => {
+                    for w in &o.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    for p in &o.problems {
+                        eprintln!("problem: {p}");
+                    }
+                    eprintln!(
+                        "published {} pages ({} sweeps), {} files, {} stale files removed: {}",
+                        o.pages,
+                        o.sweeps,
+                        o.files,
+                        o.removed,
+                        o.index.display()
+                    );
+                    ExitCode::from(o.exit_code() as u8)
+                }
                 Err(e) => fail(e),
             }
         }

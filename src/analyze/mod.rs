@@ -68,6 +68,9 @@ pub struct AnalyzeArgs {
     /// Report title (default: the mode's).
     #[arg(long)]
     pub title: Option<String>,
+    /// Also write a JUnit XML file: one test case per cell verdict and per comparison.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -393,6 +396,8 @@ pub fn analyze(a: &AnalyzeArgs, argv: Vec<String>) -> Result<Outcome, AnalyzeErr
         ..Default::default()
     };
     crate::report::render(&summary, &rctx, &report).map_err(bad)?;
+    // JUnit (--junit) and the GitHub step summary ($GITHUB_STEP_SUMMARY).
+    crate::ci_output::write_outputs(&summary, a.junit.as_deref()).map_err(bad)?;
     Ok(Outcome {
         summary,
         report,

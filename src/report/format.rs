@@ -165,25 +165,66 @@ pub(crate) fn md_token_text(s: &str) -> String {
     out.push('"');
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            '`' => out.push_str("\\`"),
-            '*' | '_' | '[' | ']' | '#' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+            c => push_md_escaped(&mut out, c),
         }
     }
     out.push('"');
     out
+}
+
+/// Text from traces or users (device names, reasons) as inert Markdown for a table cell or a
+/// line: no formatting, links, raw HTML or row breaks; line breaks become spaces.
+pub(crate) fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c => push_md_escaped(&mut out, c),
+        }
+    }
+    out
+}
+
+/// Text as an inline code span that is safe in a table row: a fence longer than any run of
+/// backticks inside, pipes escaped (GFM splits rows on them even inside code), line breaks as
+/// spaces.
+pub(crate) fn md_code(s: &str) -> String {
+    let s = s.replace(['\n', '\r'], " ").replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// One character with every Markdown and HTML meaning escaped; other control characters as
+/// visible `\u{..}` escapes.
+fn push_md_escaped(out: &mut String, c: char) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '|' => out.push_str("\\|"),
+        '`' => out.push_str("\\`"),
+        '*' | '_' | '[' | ']' | '#' | '~' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '&' => out.push_str("&amp;"),
+        c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c => out.push(c),
+    }
 }
 
 /// Free text inside a Markdown table cell (reasons, reference labels): only what breaks rows.

@@ -4,7 +4,7 @@
 mod charts;
 mod context;
 mod error;
-mod format;
+pub(crate) mod format;
 pub mod interpret;
 mod labels;
 mod templates;
@@ -12,7 +12,7 @@ mod view;
 mod write;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::Path;
 

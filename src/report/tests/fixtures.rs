@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use crate::summary::*;
 
-pub(super) fn argv(s: &str) -> Vec<String> {
+pub(crate) fn argv(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
 /// A comparison whose rows are all bit-identical.
-pub(super) fn exact_pair(kind: &str, reference: &str, rows: usize) -> PairSummary {
+pub(crate) fn exact_pair(kind: &str, reference: &str, rows: usize) -> PairSummary {
     PairSummary {
         kind: kind.to_string(),
         reference: reference.to_string(),
@@ -34,7 +34,7 @@ pub(super) fn exact_pair(kind: &str, reference: &str, rows: usize) -> PairSummar
     }
 }
 
-pub(super) struct CellSpec {
+pub(crate) struct CellSpec {
     pub backend: &'static str,
     pub batch: usize,
     pub offset: usize,
@@ -46,7 +46,7 @@ pub(super) struct CellSpec {
 }
 
 impl CellSpec {
-    pub(super) fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!(
             "{}_b{}_p{}_ctx{}_gen{}_span{}_{}_invariant_{}_kv1_s0",
             self.backend,
@@ -61,7 +61,7 @@ impl CellSpec {
     }
 }
 
-pub(super) fn cell(spec: CellSpec) -> CellSummary {
+pub(crate) fn cell(spec: CellSpec) -> CellSummary {
     CellSummary {
         key: spec.key(),
         status: "OK".to_string(),
@@ -156,7 +156,7 @@ fn summary(
 }
 
 /// Seed 000 (B3.81): batches 1, 2, 4, 8 at 8k, bit-exact everywhere.
-pub(super) fn b3_81() -> Summary {
+pub(crate) fn b3_81() -> Summary {
     // (batch, peak MB, prefill s, decode s, tokens/s, speedup, delta MB)
     let seed = [
         (1, 24250.0, 34.88, 34.53, 7.29, 1.0, 0.0),
@@ -223,7 +223,7 @@ pub(super) fn b3_81() -> Summary {
 }
 
 /// B3.81 where batch 2 diverges from batch 1 at position 3 (a flip that is not a near-tie).
-pub(super) fn b3_81_failing() -> Summary {
+pub(crate) fn b3_81_failing() -> Summary {
     let mut s = b3_81();
     let c = &mut s.cells[1];
     c.verdict = Verdict::FailEquiv;
@@ -280,7 +280,7 @@ pub(super) fn b3_81_failing() -> Summary {
 }
 
 /// Seed 002 (B3.77): one 32k cell, bit-exact.
-pub(super) fn b3_77() -> Summary {
+pub(crate) fn b3_77() -> Summary {
     let mut c = cell(CellSpec {
         backend: "cuda",
         batch: 1,
@@ -325,7 +325,7 @@ pub(super) fn b3_77() -> Summary {
 
 /// Seed 001 (B3.89): prefill at 4k/8k/16k with flash_v2_naive (the seed's numbers), plus a
 /// second implementation to exercise grouping.
-pub(super) fn b3_89() -> Summary {
+pub(crate) fn b3_89() -> Summary {
     // (attn, ctx, prefill s, wall s, factor, expected)
     let seed = [
         ("flash_v2_naive", 4096, 22.7681, 44.878227250, 1.0, 1.0),

@@ -1,6 +1,6 @@
 //! Report rendering tests: fixtures per mode rendered to a temp dir, checked line by line.
 
-mod fixtures;
+pub(crate) mod fixtures;
 mod format_tests;
 mod interpret_tests;
 mod render_tests;
