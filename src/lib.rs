@@ -8,9 +8,12 @@
 //!   computes [`metrics`], gives verdicts, builds the [`summary::Summary`].
 //! - [`report`]: Markdown + PNG reports from a summary.
 //! - [`golden`]: compact golden traces (`bless`) and drift against them.
+//! - [`history`]: the run history (`analyze --history`, `tracecheck history`): regressions in
+//!   speed, memory, status and numerics against prior runs.
 //! - [`validate`]: `tracecheck validate` for any engine's traces.
 pub mod analyze;
 pub mod golden;
+pub mod history;
 pub mod metrics;
 pub mod modes;
 pub mod report;

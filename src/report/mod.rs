@@ -4,7 +4,7 @@
 mod charts;
 mod context;
 mod error;
-mod format;
+pub(crate) mod format;
 pub mod interpret;
 mod labels;
 mod templates;
