@@ -112,18 +112,33 @@ pub(super) fn trends(summary: &Summary) -> Vec<Chart> {
 /// One shade per distinct band (to 0.1 % of the baseline): identical bands stacked would
 /// darken into a block. A band shared by several cells is grey, one of a single cell its colour.
 fn merge_bands(bands: &[(f64, f64, usize)]) -> Vec<Band> {
+    struct Shade {
+        key: (i64, i64),
+        y: std::ops::Range<f64>,
+        series: usize,
+        cells: usize,
+    }
     let key = |a: f64, b: f64| ((a * 10.0).round() as i64, (b * 10.0).round() as i64);
-    let mut seen: Vec<((i64, i64), f64, f64, usize, usize)> = Vec::new();
+    let mut seen: Vec<Shade> = Vec::new();
     for &(a, b, i) in bands {
-        match seen.iter_mut().find(|s| s.0 == key(a, b)) {
-            Some(s) => s.4 += 1,
-            None => seen.push((key(a, b), a, b, i, 1)),
+        match seen.iter_mut().find(|s| s.key == key(a, b)) {
+            Some(s) => s.cells += 1,
+            None => seen.push(Shade {
+                key: key(a, b),
+                y: a..b,
+                series: i,
+                cells: 1,
+            }),
         }
     }
     seen.into_iter()
-        .map(|(_, a, b, i, n)| Band {
-            y: a..b,
-            color: if n > 1 { color(7) } else { color(i) },
+        .map(|s| Band {
+            y: s.y,
+            color: if s.cells > 1 {
+                color(7)
+            } else {
+                color(s.series)
+            },
         })
         .collect()
 }
