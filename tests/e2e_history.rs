@@ -4,6 +4,8 @@
 //! listed; another device is INSUFFICIENT_HISTORY; `--baseline TAG`; accept/reject/tag via the
 //! CLI; numeric drift against the last accepted run; bad input is exit 2.
 
+#![cfg(feature = "history")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
