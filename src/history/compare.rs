@@ -177,13 +177,7 @@ pub fn compare(h: &History, cur: &Current<'_>, baseline: &Baseline, rules: &Rule
                 new: Some(new),
                 change: j.change,
                 band: j.band,
-                band_from: j.band_from.map(|b| {
-                    match b {
-                        super::verdict::BandFrom::Threshold => "threshold",
-                        super::verdict::BandFrom::Spread => "spread",
-                    }
-                    .to_string()
-                }),
+                band_from: j.band_from.map(|b| b.as_str().to_string()),
                 threshold: Some(rule.threshold),
                 history_runs: prior.len(),
                 baseline_status: None,

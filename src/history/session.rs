@@ -14,8 +14,9 @@ use super::store::Store;
 use super::{numerics, parse_fraction, HistoryArgs, HistoryError, Input};
 use crate::analyze::load::Loaded;
 use crate::golden::{cell_drift, golden_of};
+use crate::metrics::Thresholds;
 use crate::summary::{
-    AcknowledgedChange, HistorySummary, NumericsDrift, RecordedRun, RegressionVerdict,
+    AcknowledgedChange, HistorySummary, NumericsDrift, RecordedRun, RegressionVerdict, Summary,
 };
 
 /// The history and the flags, read and checked; ready to compare an analysis.
@@ -151,6 +152,62 @@ impl Prepared {
         }
     }
 
+    /// Each cell's decode logits against the top-16 record of its baseline run; notes for
+    /// cells whose record is gone or of another shape.
+    fn numerics(
+        &self,
+        traces: &[Loaded],
+        numerics_run: &std::collections::BTreeMap<String, String>,
+        thresholds: &Thresholds,
+    ) -> Result<(Vec<NumericsDrift>, Vec<String>), HistoryError> {
+        let mut notes = Vec::new();
+        let jobs: Vec<(&Loaded, &String)> = traces
+            .iter()
+            .filter(|l| l.ok().is_some_and(|t| t.logits.is_some()))
+            .filter_map(|l| numerics_run.get(&l.key).map(|run| (l, run)))
+            .collect();
+        let dir = self.store.dir().to_path_buf();
+        // A missing record (pruned) or one of another shape (e.g. a changed span) cannot serve
+        // as a golden: a note, not a failure.
+        let drifts: Vec<Result<Result<NumericsDrift, String>, HistoryError>> = jobs
+            .par_iter()
+            .map(|(l, run)| {
+                let Some(record) = numerics::load(&dir, run, &l.key)? else {
+                    return Ok(Err(format!(
+                        "{}: run {run} kept no numerics record; numerics not compared",
+                        l.key
+                    )));
+                };
+                let t = l.ok().expect("filtered on ok cells");
+                Ok(match cell_drift(&record, "history", t) {
+                    Ok(d) => {
+                        let (verdict, reasons) = numerics::judge(&d, thresholds, run);
+                        Ok(NumericsDrift {
+                            cell: l.key.clone(),
+                            against_run: run.to_string(),
+                            drift: d,
+                            verdict,
+                            acknowledged: false,
+                            reasons,
+                        })
+                    }
+                    Err(e) => Err(format!(
+                        "{}: numerics not compared with run {run}: {e}",
+                        l.key
+                    )),
+                })
+            })
+            .collect();
+        let mut numerics_drift = Vec::new();
+        for d in drifts {
+            match d? {
+                Ok(d) => numerics_drift.push(d),
+                Err(note) => notes.push(note),
+            }
+        }
+        Ok((numerics_drift, notes))
+    }
+
     /// Compares the analysed cells with the history and records the run (unless `--no-record`
     /// or the analysis found bad input).
     pub fn finish(self, input: Input<'_>) -> Result<HistorySummary, HistoryError> {
@@ -177,52 +234,9 @@ impl Prepared {
         let mut cmp = compare(&self.history, &cur, &self.baseline, &self.rules);
         let mut notes = Vec::new();
 
-        // Numerics: each cell's decode logits against the baseline run's top-16 record.
-        let jobs: Vec<(&Loaded, &String)> = input
-            .traces
-            .iter()
-            .filter(|l| l.ok().is_some_and(|t| t.logits.is_some()))
-            .filter_map(|l| cmp.numerics_run.get(&l.key).map(|run| (l, run)))
-            .collect();
-        let dir = self.store.dir().to_path_buf();
-        // A missing record (pruned) or one of another shape (e.g. a changed span) cannot serve
-        // as a golden: a note, not a failure.
-        let drifts: Vec<Result<Result<NumericsDrift, String>, HistoryError>> = jobs
-            .par_iter()
-            .map(|(l, run)| {
-                let Some(record) = numerics::load(&dir, run, &l.key)? else {
-                    return Ok(Err(format!(
-                        "{}: run {run} kept no numerics record; numerics not compared",
-                        l.key
-                    )));
-                };
-                let t = l.ok().expect("filtered on ok cells");
-                Ok(match cell_drift(&record, "history", t) {
-                    Ok(d) => {
-                        let (verdict, reasons) = numerics::judge(&d, &input.thresholds, run);
-                        Ok(NumericsDrift {
-                            cell: l.key.clone(),
-                            against_run: run.to_string(),
-                            drift: d,
-                            verdict,
-                            acknowledged: false,
-                            reasons,
-                        })
-                    }
-                    Err(e) => Err(format!(
-                        "{}: numerics not compared with run {run}: {e}",
-                        l.key
-                    )),
-                })
-            })
-            .collect();
-        let mut numerics_drift = Vec::new();
-        for d in drifts {
-            match d? {
-                Ok(d) => numerics_drift.push(d),
-                Err(note) => notes.push(note),
-            }
-        }
+        let (mut numerics_drift, notes_n) =
+            self.numerics(input.traces, &cmp.numerics_run, &input.thresholds)?;
+        notes.extend(notes_n);
 
         // Acknowledgements: a failing verdict they cover passes, and is listed.
         let today: String = s.generated_at.chars().take(10).collect();
@@ -283,26 +297,8 @@ impl Prepared {
                 .chain(numerics_drift.iter().map(|d| d.verdict)),
         );
 
-        // Accepted: the gate passed (without --gate: every cell passed) and nothing regressed.
         let bad_input = s.overall.exit_code == 2;
-        let cells_ok = match &s.overall.gate {
-            Some(g) if s.overall.gate_passed => Ok(format!("gate {g} passed")),
-            Some(g) => Err(format!("gate {g} failed")),
-            None if s.cells.iter().all(|c| c.verdict.passed()) => {
-                Ok("every cell PASS_EQUIV or OK".to_string())
-            }
-            None => Err("not every cell is PASS_EQUIV or OK".to_string()),
-        };
-        let (accepted, decision) = match (cells_ok, regressions) {
-            (Ok(why), 0) if acknowledged.is_empty() => (true, format!("{why}, no regressions")),
-            (Ok(why), 0) => (
-                true,
-                format!("{why}, {} acknowledged changes", acknowledged.len()),
-            ),
-            (Ok(why), n) => (false, format!("{why}, but {n} regressions")),
-            (Err(why), 0) => (false, why),
-            (Err(why), n) => (false, format!("{why}, {n} regressions")),
-        };
+        let (accepted, decision) = acceptance(s, regressions, acknowledged.len());
         let recorded = if self.no_record || bad_input {
             if bad_input {
                 notes.push("not recorded: the analysis found bad input".into());
@@ -407,5 +403,100 @@ impl Prepared {
             accepted,
             decision,
         })
+    }
+}
+
+/// Whether a run is accepted, and why: with `--gate`, the gate passed; without, every cell is
+/// PASS_EQUIV or OK; and in both cases no regression is left unacknowledged.
+pub fn acceptance(s: &Summary, regressions: usize, acknowledged: usize) -> (bool, String) {
+    let cells_ok = match &s.overall.gate {
+        Some(g) if s.overall.gate_passed => Ok(format!("gate {g} passed")),
+        Some(g) => Err(format!("gate {g} failed")),
+        None if s.cells.iter().all(|c| c.verdict.passed()) => {
+            Ok("every cell PASS_EQUIV or OK".to_string())
+        }
+        None => Err("not every cell is PASS_EQUIV or OK".to_string()),
+    };
+    match (cells_ok, regressions) {
+        (Ok(why), 0) if acknowledged == 0 => (true, format!("{why}, no regressions")),
+        (Ok(why), 0) => (true, format!("{why}, {acknowledged} acknowledged changes")),
+        (Ok(why), n) => (false, format!("{why}, but {n} regressions")),
+        (Err(why), 0) => (false, why),
+        (Err(why), n) => (false, format!("{why}, {n} regressions")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::Verdict;
+
+    fn summary(gate: Option<&str>, gate_passed: bool, verdicts: &[Verdict]) -> Summary {
+        let cell = |v: &Verdict| {
+            serde_json::json!({
+                "key": "c", "status": "OK", "verdict": v, "reasons": [], "notes": [],
+                "reference_cell": false, "backend": null, "device": null, "batch": 1,
+                "prompt_offset": 0, "ctx": 8, "gen": 2, "span": 2, "dtype": "f32",
+                "numerics": "invariant", "attn_impl": "flash", "kv_aligned": true,
+                "variant": null, "prefill_s": null, "decode_s": null,
+                "reference_prefill_s": null, "model_load_s": null, "tokenize_s": null,
+                "setup_s": null, "wall_s": null, "decode_tok_s": null, "prefill_tok_s": null,
+                "peak_mb": null, "peak_t_s": null, "high_water_mb": null, "baseline_mb": null,
+                "memory_source": null, "memory_period_s": null, "memory_samples": 0,
+                "memory_series": [], "comparisons": [], "sequences": []
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "tool": "tracecheck", "tool_version": "0", "mode": "b3_81",
+            "traces_dir": "t", "generated_at": "2026-01-01T00:00:00Z", "policy": "exact",
+            "atol": null, "min_top1": null, "allow": [], "golden_dir": null, "model": null,
+            "model_sha256": null, "device": null, "backend": null, "timeout_s": null,
+            "run_argv": null, "analyze_argv": [],
+            "cells": verdicts.iter().map(cell).collect::<Vec<_>>(),
+            "tables": {"batch": [], "context": [], "prefill": [], "scaling": []},
+            "overall": {"verdict": "PASS_EQUIV", "gate": gate, "gate_passed": gate_passed,
+                        "exit_code": 0, "counts": {}, "problems": []}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn accepted_when_the_gate_passes_and_nothing_regressed() {
+        let ok = [Verdict::PassEquiv, Verdict::Ok];
+        let gated = summary(Some("PASS_EQUIV"), true, &ok);
+        assert_eq!(
+            acceptance(&gated, 0, 0),
+            (true, "gate PASS_EQUIV passed, no regressions".into())
+        );
+        assert_eq!(
+            acceptance(&gated, 0, 2),
+            (
+                true,
+                "gate PASS_EQUIV passed, 2 acknowledged changes".into()
+            )
+        );
+        assert!(!acceptance(&gated, 1, 0).0);
+        assert!(!acceptance(&summary(Some("PASS_EQUIV"), false, &ok), 0, 0).0);
+        // Without --gate: every cell must pass.
+        assert!(acceptance(&summary(None, false, &ok), 0, 0).0);
+        let oom = summary(None, false, &[Verdict::PassEquiv, Verdict::FailOom]);
+        assert_eq!(
+            acceptance(&oom, 0, 0),
+            (false, "not every cell is PASS_EQUIV or OK".into())
+        );
+    }
+
+    #[test]
+    fn thresholds_parse_per_metric() {
+        let r = parse_rules(&["7%".into(), "peak_mb=2%".into()]).unwrap();
+        assert_eq!(r.rule("decode_s").threshold, 0.07);
+        assert_eq!(r.rule("peak_mb").threshold, 0.02);
+        for bad in ["fast", "speed=5%", "status=5%", "peak_mb=x"] {
+            let e = parse_rules(&[bad.into()]).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("--regress-threshold {bad}: ")),
+                "{e}"
+            );
+        }
     }
 }

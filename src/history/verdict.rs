@@ -116,6 +116,15 @@ pub enum BandFrom {
     Spread,
 }
 
+impl BandFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BandFrom::Threshold => "threshold",
+            BandFrom::Spread => "spread",
+        }
+    }
+}
+
 /// A numeric metric judged against its history.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Judgement {
