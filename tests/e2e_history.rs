@@ -170,6 +170,17 @@ fn a_slower_decode_is_regressed_named_with_old_and_new_and_fails() {
     assert!(md.contains("regressions not acknowledged: the run fails"));
     assert!(slow.join("report_trend_decode_tok_s.png").is_file());
 
+    // Without --gate a regression still fails the run (the history is a gate of its own).
+    let o = tracecheck()
+        .current_dir(root)
+        .args(["analyze", "--mode", "b3_81", "--no-record", "--traces-dir"])
+        .arg(&slow)
+        .arg("--history")
+        .arg(&hist)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
     // The rejected run does not become the baseline: the same slow run regresses again.
     let o = analyze_h(&slow, &hist, root, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
