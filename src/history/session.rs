@@ -232,11 +232,8 @@ impl Prepared {
             cells: &s.cells,
         };
         let mut cmp = compare(&self.history, &cur, &self.baseline, &self.rules);
-        let mut notes = Vec::new();
-
-        let (mut numerics_drift, notes_n) =
+        let (mut numerics_drift, mut notes) =
             self.numerics(input.traces, &cmp.numerics_run, &input.thresholds)?;
-        notes.extend(notes_n);
 
         // Acknowledgements: a failing verdict they cover passes, and is listed.
         let today: String = s.generated_at.chars().take(10).collect();
