@@ -10,10 +10,13 @@
 //! - [`ci_output`]: JUnit XML (`analyze --junit`) and the GitHub Actions step summary.
 //! - [`publish`]: `tracecheck publish` — a static HTML site from the reports.
 //! - [`golden`]: compact golden traces (`bless`) and drift against them.
+//! - [`history`]: the run history (`analyze --history`, `tracecheck history`): regressions in
+//!   speed, memory, status and numerics against prior runs.
 //! - [`validate`]: `tracecheck validate` for any engine's traces.
 pub mod analyze;
 pub mod ci_output;
 pub mod golden;
+pub mod history;
 pub mod metrics;
 pub mod modes;
 pub mod publish;

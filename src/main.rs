@@ -29,6 +29,11 @@ enum Cmd {
     Analyze(Box<AnalyzeArgs>),
     /// Check a traces directory (any engine's) against the trace format.
     Validate { dir: std::path::PathBuf },
+    /// The run history: list runs, accept, reject or tag them (see `analyze --history`).
+    History {
+        #[command(subcommand)]
+        cmd: tracecheck::history::cli::HistoryCmd,
+    },
     /// Replace a golden set with a sweep (shows the drift first; writes only with --yes).
     Bless {
         #[arg(long)]
@@ -86,6 +91,11 @@ fn main() -> ExitCode {
                     .map(|(k, v)| format!("{v} {k}"))
                     .collect();
                 eprintln!("{} cells: {}", s.cells.len(), counts.join(", "));
+                if let Some(h) = &s.history {
+                    for line in tracecheck::history::terminal_lines(h) {
+                        eprintln!("{line}");
+                    }
+                }
                 if let Some(g) = &s.overall.gate {
                     eprintln!(
                         "gate {g}: {}",
@@ -103,6 +113,10 @@ fn main() -> ExitCode {
                 );
                 ExitCode::from(s.overall.exit_code as u8)
             }
+            Err(e) => fail(e),
+        },
+        Cmd::History { cmd } => match tracecheck::history::cli::run(&cmd, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         },
         Cmd::Validate { dir } => match tracecheck::validate::validate(&dir, &mut std::io::stdout())

@@ -3,7 +3,11 @@
 //!
 //! Schema (version 1), documented field by field below; `docs/summary.md` lists it for users.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+pub use crate::history::verdict::RegressionVerdict;
 
 pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
 
@@ -276,4 +280,127 @@ pub struct Summary {
     pub cells: Vec<CellSummary>,
     pub tables: Tables,
     pub overall: Overall,
+    /// The engine's source revision (first valid cell), when known.
+    #[serde(default)]
+    pub engine_revision: Option<String>,
+    /// sweep.json's host name, when known.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `--history`: this run against prior runs (null without it).
+    #[serde(default)]
+    pub history: Option<HistorySummary>,
+}
+
+/// One metric of one cell against prior runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    pub cell: String,
+    /// `decode_tok_s`, `prefill_tok_s`, `prefill_s`, `decode_s`, `wall_s`, `peak_mb`,
+    /// `high_water_mb` or `status`.
+    pub metric: String,
+    pub unit: String,
+    /// `higher_is_better`, `lower_is_better` or `status`.
+    pub direction: String,
+    /// Median of the accepted values compared with (or the tagged run's value).
+    pub baseline: Option<f64>,
+    pub new: Option<f64>,
+    /// (new − baseline) / |baseline|.
+    pub change: Option<f64>,
+    /// The accepted band [lo, hi]: inside it is WITHIN_NOISE.
+    pub band: Option<(f64, f64)>,
+    /// `threshold` or `spread` (the accepted runs' MAD was wider).
+    pub band_from: Option<String>,
+    /// The relative threshold applied.
+    pub threshold: Option<f64>,
+    /// Accepted values the baseline was taken from.
+    pub history_runs: usize,
+    /// Status metric: the cell's verdict in the baseline run and now.
+    pub baseline_status: Option<String>,
+    pub new_status: Option<String>,
+    pub verdict: RegressionVerdict,
+    /// Covered by an acknowledgement (a failing verdict that does not fail the run).
+    pub acknowledged: bool,
+}
+
+/// Numeric drift of one cell's decode logits against the last accepted run's top-16 record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericsDrift {
+    pub cell: String,
+    /// The run whose record it was compared with.
+    pub against_run: String,
+    pub drift: PairSummary,
+    pub verdict: RegressionVerdict,
+    pub acknowledged: bool,
+    /// Why it counts as a change (or why it could not be compared).
+    pub reasons: Vec<String>,
+}
+
+/// An acknowledgement that let a change through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcknowledgedChange {
+    pub cell: String,
+    pub metric: String,
+    pub verdict: RegressionVerdict,
+    /// The acknowledgements file and the entry's position in it (1-based).
+    pub file: String,
+    pub entry: usize,
+    pub reason: String,
+    pub date: String,
+}
+
+/// How this analysis was recorded in the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRun {
+    pub run_id: String,
+    /// Accepted runs are the baseline of later ones.
+    pub accepted: bool,
+    pub decision: String,
+}
+
+/// One metric's values over the history, for a cell (the trend charts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendSeries {
+    pub cell: String,
+    pub metric: String,
+    pub unit: String,
+    /// Accepted values, oldest first (at most the last 30).
+    pub accepted: Vec<f64>,
+    pub new: Option<f64>,
+    pub baseline: Option<f64>,
+    pub band: Option<(f64, f64)>,
+}
+
+/// `--history`: this run against prior runs of the same mode, cell, model and device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySummary {
+    pub dir: String,
+    /// What the values were compared with, in words.
+    pub baseline: String,
+    /// `--baseline NAME` and the run it names.
+    pub baseline_tag: Option<String>,
+    pub baseline_run: Option<String>,
+    /// `--history-window`: accepted runs the median is taken over.
+    pub window: usize,
+    /// `--regress-threshold`: the relative threshold of every metric (0.05 = 5 %) …
+    pub threshold: f64,
+    /// … and per metric, where given.
+    pub thresholds: BTreeMap<String, f64>,
+    /// Band half-width in MADs of the accepted values, from `min_runs_for_band` of them.
+    pub noise_mads: f64,
+    pub min_runs_for_band: usize,
+    /// Accepted prior runs with the same mode and model and at least one cell on the same device.
+    pub prior_accepted_runs: usize,
+    pub acknowledgements_file: Option<String>,
+    pub comparisons: Vec<MetricComparison>,
+    pub numerics: Vec<NumericsDrift>,
+    pub acknowledged: Vec<AcknowledgedChange>,
+    /// Comparisons (metrics and numerics) per verdict.
+    pub counts: BTreeMap<String, usize>,
+    /// REGRESSED / NEW_FAILURE comparisons no acknowledgement covers: each fails the run.
+    pub regressions: usize,
+    /// None when the run was not recorded (`--no-record`, or bad input).
+    pub recorded: Option<RecordedRun>,
+    pub trends: Vec<TrendSeries>,
+    /// Cells or records that could not be compared, and why.
+    pub notes: Vec<String>,
 }

@@ -332,15 +332,16 @@ pub fn compare_cell(ctx: &Ctx<'_>, cell: &CellTrace) -> CellComparisons {
         // Drift against the golden.
         if let Some(g) = ctx.golden {
             if let Some(gc) = g.cell(cell.name().unwrap_or_default()) {
-                match gc.drift(
+                let rows = crate::golden::DecodeRows {
                     b,
-                    &tokens.generated[b],
-                    &dec,
+                    generated: &tokens.generated[b],
+                    dec: &dec,
                     vocab,
                     span,
                     dtype,
-                    ctx.device.as_deref(),
-                ) {
+                    device: ctx.device.as_deref(),
+                };
+                match gc.drift(&rows) {
                     Ok(p) => seq.comparisons.push(p),
                     Err(e) => notes.push(format!("sequence {b}: golden not compared: {e}")),
                 }

@@ -71,6 +71,8 @@ pub struct AnalyzeArgs {
     /// Also write a JUnit XML file: one test case per cell verdict and per comparison.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub history: crate::history::HistoryArgs,
 }
 
 pub struct Outcome {
@@ -261,6 +263,8 @@ pub fn analyze(a: &AnalyzeArgs, argv: Vec<String>) -> Result<Outcome, AnalyzeErr
         .filter(|s| !s.is_empty())
         .map(|s| parse_verdict("--allow", s))
         .collect::<Result<_, _>>()?;
+    // Before any trace is opened: a bad history flag, file or acknowledgement fails fast.
+    let history = crate::history::prepare(&a.history).map_err(bad)?;
     let (mut cells, sweep) = load_cells(&a.traces_dir)?;
     check_consistency(&mut cells);
     let golden = a
@@ -346,7 +350,7 @@ pub fn analyze(a: &AnalyzeArgs, argv: Vec<String>) -> Result<Outcome, AnalyzeErr
         0
     };
     let first_ok = cells.iter().filter_map(Loaded::ok).next();
-    let summary = Summary {
+    let mut summary = Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         tool: "tracecheck".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -375,7 +379,29 @@ pub fn analyze(a: &AnalyzeArgs, argv: Vec<String>) -> Result<Outcome, AnalyzeErr
             counts,
             problems,
         },
+        engine_revision: cells
+            .iter()
+            .filter_map(Loaded::ok)
+            .find_map(|t| t.record.engine.as_ref().and_then(|e| e.revision.clone())),
+        host: sweep.as_ref().map(|s| s.host.hostname.clone()),
+        history: None,
     };
+    let history = crate::history::finish(
+        history,
+        crate::history::Input {
+            summary: &summary,
+            traces: &cells,
+            thresholds: policy.thresholds(&ctx.overrides),
+        },
+    )
+    .map_err(bad)?;
+    if let Some(h) = history {
+        // Regressions no acknowledgement covers fail the run, with or without --gate.
+        if h.regressions > 0 && summary.overall.exit_code == 0 {
+            summary.overall.exit_code = 1;
+        }
+        summary.history = Some(h);
+    }
     let report = a
         .output
         .clone()

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use tracecheck_engine::trace::{rfc3339_utc, write_file_atomic, StagedDir, RUN_JSON};
 
-use crate::analyze::compare::logit_dtype;
 use crate::analyze::load::load_cells;
 use crate::analyze::AnalyzeError;
 
@@ -67,36 +66,10 @@ pub fn bless(opts: &BlessOptions, out: &mut dyn Write) -> Result<i32, AnalyzeErr
             writeln!(out, "| {} | new | | | | |", l.key).map_err(bad)?;
             continue;
         };
-        let logits = t.logits.as_ref().expect("checked");
-        let tokens = t.record.tokens.as_ref().expect("OK cells have tokens");
-        let (batch, span, vocab) = logits.dims();
-        let device = t.record.engine.as_ref().map(|e| e.device.clone());
-        let parts: Vec<_> = (0..batch)
-            .filter_map(|b| {
-                let dec = crate::analyze::compare::seq_rows(
-                    logits,
-                    tracecheck_engine::trace::Side::Decode,
-                    b,
-                    span,
-                );
-                g.drift(
-                    b,
-                    &tokens.generated[b],
-                    &dec,
-                    vocab,
-                    span,
-                    logit_dtype(&t.record.config),
-                    device.as_deref(),
-                )
-                .ok()
-            })
-            .collect();
-        if parts.is_empty() {
+        let Ok(d) = super::cell_drift(&g.file, "golden", t) else {
             writeln!(out, "| {} | not comparable | | | | |", l.key).map_err(bad)?;
             continue;
-        }
-        let refs: Vec<_> = parts.iter().collect();
-        let d = super::merge_drift(&refs);
+        };
         writeln!(
             out,
             "| {} | present | {:.3e} | {:.4} | {} | {} |",

@@ -150,32 +150,51 @@ impl GoldenSet {
     }
 }
 
+/// One sequence's decode rows from a run, to compare with a compact record.
+pub struct DecodeRows<'a> {
+    pub b: usize,
+    pub generated: &'a [u32],
+    /// span × vocab.
+    pub dec: &'a [f32],
+    pub vocab: usize,
+    pub span: usize,
+    pub dtype: LogitDtype,
+    /// The run's device: on the record's own device the rows must be bit-exact.
+    pub device: Option<&'a str>,
+}
+
 impl GoldenCell {
-    /// Drift of sequence `b`'s decode rows (`dec`: span × vocab) against this golden.
-    #[allow(clippy::too_many_arguments)]
-    pub fn drift(
-        &self,
-        b: usize,
-        generated: &[u32],
-        dec: &[f32],
-        vocab: usize,
-        span: usize,
-        dtype: LogitDtype,
-        device: Option<&str>,
-    ) -> Result<PairSummary, String> {
+    /// Drift of one sequence's decode rows against this golden.
+    pub fn drift(&self, rows: &DecodeRows<'_>) -> Result<PairSummary, String> {
+        self.file.drift("golden", rows)
+    }
+}
+
+impl GoldenFile {
+    /// Drift of one sequence's decode rows against this record. `kind` names the record in the
+    /// comparison and its reasons ("golden", or "history" for a prior run's record).
+    pub fn drift(&self, kind: &str, rows: &DecodeRows<'_>) -> Result<PairSummary, String> {
+        let DecodeRows {
+            b,
+            generated,
+            dec,
+            vocab,
+            span,
+            dtype,
+            device,
+        } = *rows;
         let g = self
-            .file
             .sequences
             .iter()
             .find(|s| s.b == b)
-            .ok_or_else(|| format!("the golden has no sequence {b}"))?;
-        if self.file.vocab != vocab {
+            .ok_or_else(|| format!("the {kind} record has no sequence {b}"))?;
+        if self.vocab != vocab {
             return Err(format!(
-                "the golden's vocab {} differs from the run's {vocab}",
-                self.file.vocab
+                "the {kind} record's vocab {} differs from the run's {vocab}",
+                self.vocab
             ));
         }
-        let same_device = device.is_some() && device == self.file.device.as_deref();
+        let same_device = device.is_some() && device == self.device.as_deref();
         let span = span.min(g.rows.len());
         let tdiv = (0..span).find(|&j| g.generated.get(j) != generated.get(j));
         let rows = tdiv.map_or(span, |p| p + 1).min(span);
@@ -217,7 +236,7 @@ impl GoldenCell {
                 if !near {
                     flips_bad += 1;
                     reasons.push(format!(
-                        "top-1 at position {j} differs from the golden and is not a near-tie"
+                        "top-1 at position {j} differs from the {kind} and is not a near-tie"
                     ));
                 }
             }
@@ -226,7 +245,7 @@ impl GoldenCell {
         let pass = if same_device {
             if !bit_exact {
                 reasons.insert(0, format!(
-                    "same device as the golden: {} of {rows} rows are not bit-identical (first at position {})",
+                    "same device as the {kind}: {} of {rows} rows are not bit-identical (first at position {})",
                     rows - hashes,
                     first_div.unwrap_or(0)
                 ));
@@ -237,7 +256,7 @@ impl GoldenCell {
                 reasons.insert(
                     0,
                     format!(
-                        "max |Δ| {max:.3e} > {FP32_ATOL:e} over the golden's top-{} ids (fp32)",
+                        "max |Δ| {max:.3e} > {FP32_ATOL:e} over the {kind}'s top-{} ids (fp32)",
                         GOLDEN_TOP_K
                     ),
                 );
@@ -246,14 +265,14 @@ impl GoldenCell {
         };
         if let Some(p) = tdiv {
             reasons.push(format!(
-                "generated tokens diverge from the golden at position {p}"
+                "generated tokens diverge from the {kind} at position {p}"
             ));
         }
         Ok(PairSummary {
-            kind: "golden".into(),
+            kind: kind.into(),
             reference: format!(
-                "golden ({}; {})",
-                self.file.device.as_deref().unwrap_or("unknown device"),
+                "{kind} ({}; {})",
+                self.device.as_deref().unwrap_or("unknown device"),
                 if same_device {
                     "same device: bit-exact"
                 } else {
@@ -284,6 +303,48 @@ impl GoldenCell {
             reasons,
         })
     }
+}
+
+/// Drift of every sequence of a traced cell against a compact record, merged over the
+/// sequences (the worst of each number). Err when the cell has no logits or no sequence could
+/// be compared (the first reason).
+pub fn cell_drift(file: &GoldenFile, kind: &str, cell: &CellTrace) -> Result<PairSummary, String> {
+    let (Some(logits), Some(tokens)) = (cell.logits.as_ref(), cell.record.tokens.as_ref()) else {
+        return Err("the cell has no logits".into());
+    };
+    let (batch, span, vocab) = logits.dims();
+    let device = cell.record.engine.as_ref().map(|e| e.device.as_str());
+    let dtype = crate::analyze::compare::logit_dtype(&cell.record.config);
+    let mut parts = Vec::with_capacity(batch);
+    let mut first_err = None;
+    for b in 0..batch {
+        let dec = crate::analyze::compare::seq_rows(
+            logits,
+            tracecheck_engine::trace::Side::Decode,
+            b,
+            span,
+        );
+        let rows = DecodeRows {
+            b,
+            generated: tokens.generated.get(b).map_or(&[], Vec::as_slice),
+            dec: &dec,
+            vocab,
+            span,
+            dtype,
+            device,
+        };
+        match file.drift(kind, &rows) {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(first_err.unwrap_or_else(|| "the cell has no sequences".into()));
+    }
+    let refs: Vec<&PairSummary> = parts.iter().collect();
+    Ok(merge_drift(&refs))
 }
 
 /// One summary over a cell's sequences: the worst of each number.

@@ -20,7 +20,65 @@ pub fn interpret(summary: &Summary) -> Vec<String> {
     out.extend(prefill_scaling(summary));
     out.extend(attention_comparison(summary));
     out.extend(golden_drift(summary));
+    out.extend(history(summary));
     out
+}
+
+/// One bullet on the run history: the regressions by name, else the improvements, else calm.
+fn history(summary: &Summary) -> Option<String> {
+    let h = summary.history.as_ref()?;
+    let compared = h
+        .comparisons
+        .iter()
+        .filter(|c| c.verdict != crate::summary::RegressionVerdict::InsufficientHistory)
+        .count();
+    if compared == 0 {
+        return Some(format!(
+            "**History:** no accepted prior run of the same mode, cells, model and device in `{}` yet; this run starts the history.",
+            h.dir
+        ));
+    }
+    let named = |pred: &dyn Fn(&crate::summary::MetricComparison) -> bool| -> Vec<String> {
+        h.comparisons
+            .iter()
+            .filter(|c| pred(c))
+            .map(|c| match c.change {
+                Some(x) => format!("{} of `{}` ({:+.1} %)", c.metric, c.cell, x * 100.0),
+                None => format!("{} of `{}`", c.metric, c.cell),
+            })
+            .collect()
+    };
+    let regressed = named(&|c| c.verdict.is_failure() && !c.acknowledged);
+    let numerics = h
+        .numerics
+        .iter()
+        .filter(|d| d.verdict.is_failure() && !d.acknowledged)
+        .count();
+    if !regressed.is_empty() || numerics > 0 {
+        let mut parts = regressed;
+        if numerics > 0 {
+            parts.push(format!("the numerics of {numerics} cells"));
+        }
+        return Some(format!(
+            "**History:** regressed against {} — {}.",
+            h.baseline,
+            parts.join(", ")
+        ));
+    }
+    let improved = named(&|c| c.verdict == crate::summary::RegressionVerdict::Improved);
+    let acked = h.acknowledged.len();
+    let mut s = format!(
+        "**History:** {compared} metrics compared with {}: no regressions",
+        h.baseline
+    );
+    if acked > 0 {
+        s.push_str(&format!(" ({acked} acknowledged changes)"));
+    }
+    if !improved.is_empty() {
+        s.push_str(&format!("; improved: {}", improved.join(", ")));
+    }
+    s.push('.');
+    Some(s)
 }
 
 fn sorted_distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> Vec<T> {

@@ -27,6 +27,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/partials/overall.md.j2"),
     ),
     (
+        "partials/history.md.j2",
+        include_str!("../../templates/partials/history.md.j2"),
+    ),
+    (
         "partials/equivalence.md.j2",
         include_str!("../../templates/partials/equivalence.md.j2"),
     ),

@@ -63,6 +63,7 @@ pub(super) fn throughput(summary: &Summary) -> Option<Chart> {
             x_int: true,
             series,
             note: None,
+            bands: vec![],
         },
     })
 }
@@ -96,6 +97,7 @@ pub(super) fn vram(summary: &Summary) -> Option<Chart> {
                 dashed: false,
             }],
             note: None,
+            bands: vec![],
         },
     })
 }

@@ -73,6 +73,7 @@ pub(super) fn logit_diff(summary: &Summary) -> Option<Chart> {
             x_int: true,
             series,
             note: all_zero.then(|| "all values are 0 (bit-identical)".to_string()),
+            bands: vec![],
         },
     })
 }

@@ -56,6 +56,7 @@ pub(super) fn memory(summary: &Summary) -> Option<Chart> {
             x_int: false,
             series,
             note: None,
+            bands: vec![],
         },
     })
 }

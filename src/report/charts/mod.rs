@@ -6,6 +6,7 @@ mod logit_diff;
 mod memory;
 mod prefill;
 mod style;
+mod trend;
 
 use std::path::Path;
 
@@ -36,7 +37,7 @@ pub(crate) struct Chart {
 
 /// Every chart the Summary has data for, in report order.
 pub(crate) fn plan(summary: &Summary) -> Vec<Chart> {
-    [
+    let mut charts: Vec<Chart> = [
         batch::throughput(summary),
         batch::vram(summary),
         prefill::scaling(summary),
@@ -45,7 +46,9 @@ pub(crate) fn plan(summary: &Summary) -> Vec<Chart> {
     ]
     .into_iter()
     .flatten()
-    .collect()
+    .collect();
+    charts.extend(trend::trends(summary));
+    charts
 }
 
 /// How the template links each planned chart (`<stem>_<name>.png`, relative).

@@ -65,6 +65,7 @@ pub(super) fn scaling(summary: &Summary) -> Option<Chart> {
             x_int: true,
             series,
             note: None,
+            bands: vec![],
         },
     })
 }

@@ -49,6 +49,14 @@ pub(crate) struct LineChart {
     pub series: Vec<Series>,
     /// Drawn inside the plot, e.g. "all values are 0".
     pub note: Option<String>,
+    /// Shaded horizontal bands under the series (linear charts), e.g. accepted ranges.
+    pub bands: Vec<Band>,
+}
+
+/// A shaded y range across the whole x axis.
+pub(crate) struct Band {
+    pub y: Range<f64>,
+    pub color: RGBColor,
 }
 
 impl LineChart {
@@ -122,6 +130,16 @@ impl LineChart {
         mesh.draw().map_err(|e| e.to_string())?;
         if log {
             self.draw_log_ticks(&mut chart, &plot_area, &x, &y)?;
+        } else {
+            // Light enough that overlapping bands stay readable and series stay on top.
+            chart
+                .draw_series(self.bands.iter().map(|b| {
+                    Rectangle::new(
+                        [(x.start, b.y.start), (x.end, b.y.end)],
+                        b.color.mix(0.13).filled(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
         }
         for s in &self.series {
             let style = s.color.stroke_width(2);

@@ -152,6 +152,9 @@ fn summary(
         overall: overall(&cells),
         cells,
         tables,
+        engine_revision: None,
+        host: None,
+        history: None,
     }
 }
 

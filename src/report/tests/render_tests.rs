@@ -304,3 +304,168 @@ fn date_defaults_to_generated_at() {
     // Commands fall back to the Summary's argv.
     assert!(md.contains("```bash\ntracecheck run --mode b3_77 --out runs/b3_77 --timeout 600\n```"));
 }
+
+/// A history section with one regression, one acknowledged change, a status change and
+/// numeric drift, on `s`'s first two cells.
+fn with_history(mut s: Summary) -> Summary {
+    use crate::summary::{
+        AcknowledgedChange, HistorySummary, MetricComparison, NumericsDrift, RecordedRun,
+        RegressionVerdict as V, TrendSeries,
+    };
+    let (a, b) = (s.cells[0].key.clone(), s.cells[1].key.clone());
+    let cmp =
+        |cell: &str, metric: &str, base: f64, new: f64, verdict: V, ack: bool| MetricComparison {
+            cell: cell.into(),
+            metric: metric.into(),
+            unit: "tokens/s".into(),
+            direction: "higher_is_better".into(),
+            baseline: Some(base),
+            new: Some(new),
+            change: Some(new / base - 1.0),
+            band: Some((base * 0.95, base * 1.05)),
+            band_from: Some("threshold".into()),
+            threshold: Some(0.05),
+            history_runs: 4,
+            baseline_status: None,
+            new_status: None,
+            verdict,
+            acknowledged: ack,
+        };
+    let mut status = cmp(&b, "status", 0.0, 0.0, V::NewFailure, false);
+    (status.baseline, status.new, status.change, status.band) = (None, None, None, None);
+    status.baseline_status = Some("PASS_EQUIV".into());
+    status.new_status = Some("FAIL_OOM".into());
+    let drift: crate::summary::PairSummary = serde_json::from_value(serde_json::json!({
+        "kind": "history", "reference": "history", "rows_compared": 8, "rows_excluded": 0,
+        "bit_exact": false, "max_abs_diff": 2.4e-7, "mean_abs_diff": 1e-8,
+        "top1_agreement": 1.0, "top5_overlap": 1.0, "kl_mean": 0.0, "kl_max": 0.0,
+        "kl_ladder": [], "first_divergent_position": 2, "token_divergence_position": null,
+        "flips": 0, "flips_not_near_tie": 0, "max_abs_diff_by_position": [],
+        "nonfinite": null, "pass": true, "reasons": []
+    }))
+    .unwrap();
+    s.history = Some(HistorySummary {
+        dir: "hist".into(),
+        baseline: "median of the last 10 accepted runs".into(),
+        baseline_tag: None,
+        baseline_run: None,
+        window: 10,
+        threshold: 0.05,
+        thresholds: [
+            ("decode_tok_s".to_string(), 0.05),
+            ("peak_mb".to_string(), 0.02),
+        ]
+        .into(),
+        noise_mads: 3.0,
+        min_runs_for_band: 3,
+        prior_accepted_runs: 4,
+        acknowledgements_file: Some("reports/acknowledged.toml".into()),
+        comparisons: vec![
+            cmp(&a, "decode_tok_s", 1000.0, 500.0, V::Regressed, false),
+            cmp(&b, "decode_tok_s", 1000.0, 800.0, V::Regressed, true),
+            cmp(&a, "prefill_tok_s", 1000.0, 1010.0, V::WithinNoise, false),
+            status,
+        ],
+        numerics: vec![NumericsDrift {
+            cell: a.clone(),
+            against_run: "20260101T000000Z-abcdef".into(),
+            drift,
+            verdict: V::WithinNoise,
+            acknowledged: false,
+            reasons: vec![],
+        }],
+        acknowledged: vec![AcknowledgedChange {
+            cell: b.clone(),
+            metric: "decode_tok_s".into(),
+            verdict: V::Regressed,
+            file: "reports/acknowledged.toml".into(),
+            entry: 1,
+            reason: "new kernel | on purpose".into(),
+            date: "2026-05-01".into(),
+        }],
+        counts: [
+            ("REGRESSED".to_string(), 2),
+            ("WITHIN_NOISE".to_string(), 2),
+        ]
+        .into(),
+        regressions: 2,
+        recorded: Some(RecordedRun {
+            run_id: "20260102T000000Z-123456".into(),
+            accepted: false,
+            decision: "gate PASS_EQUIV passed, but 2 regressions".into(),
+        }),
+        trends: vec![TrendSeries {
+            cell: a.clone(),
+            metric: "decode_tok_s".into(),
+            unit: "tokens/s".into(),
+            accepted: vec![990.0, 1000.0, 1010.0, 1000.0],
+            new: Some(500.0),
+            baseline: Some(1000.0),
+            band: Some((950.0, 1050.0)),
+        }],
+        notes: vec![],
+    });
+    s
+}
+
+#[test]
+fn every_mode_template_has_the_history_section() {
+    for (name, s) in [
+        ("b3_81", fixtures::b3_81()),
+        ("b3_77", fixtures::b3_77()),
+        ("b3_89", fixtures::b3_89()),
+    ] {
+        // b3_77 has one cell: give it a twin so both rows have a cell to name.
+        let mut s = s;
+        if s.cells.len() < 2 {
+            let mut c = s.cells[0].clone();
+            c.key.push_str("_b");
+            s.cells.push(c);
+        }
+        let first = s.cells[0].key.clone();
+        let s = with_history(s);
+        let dir = tempfile::tempdir().unwrap();
+        let (r, md) = render_to(&s, &ctx(), dir.path());
+        assert!(md.contains("## Regressions vs prior runs"), "{name}: {md}");
+        assert!(
+            md.contains("**2 regressions not acknowledged: the run fails.**"),
+            "{name}"
+        );
+        has_line(
+            &md,
+            &format!("| `{first}` | decode tokens/s | 1000 tokens/s | 500.0 tokens/s | -50.0 % | 950.0–1050 | **REGRESSED** |"),
+        );
+        assert!(md.contains("REGRESSED (acknowledged)"), "{name}");
+        assert!(
+            md.contains("new kernel \\| on purpose"),
+            "{name}: pipes escaped"
+        );
+        assert!(
+            md.contains("| PASS_EQUIV | FAIL_OOM |"),
+            "{name}: status change"
+        );
+        assert!(
+            md.contains("### Numeric drift vs last accepted run"),
+            "{name}"
+        );
+        assert!(md.contains("beyond 5 % (peak_mb 2 %)"), "{name}: {md}");
+        assert!(md.contains("Recorded as run `20260102T000000Z-123456`: **not accepted**"));
+        let trend = r.charts.iter().find(|c| c.name == "trend_decode_tok_s");
+        let trend = trend.unwrap_or_else(|| panic!("{name}: no trend chart"));
+        assert_eq!(png_size(&trend.path), (800, 500));
+        assert!(md.contains("](report_trend_decode_tok_s.png)"), "{name}");
+        // The section sits before Equivalence in every layout.
+        assert!(md.find("## Regressions vs prior runs") < md.find("## Equivalence"));
+    }
+    // The generic template too.
+    let mut s = with_history(fixtures::b3_81());
+    s.mode = "b9_99".into();
+    let dir = tempfile::tempdir().unwrap();
+    let (r, md) = render_to(&s, &ctx(), dir.path());
+    assert_eq!(r.template, "generic.md.j2");
+    assert!(md.contains("## Regressions vs prior runs"));
+    // Without a history section: no trace of it.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, md) = render_to(&fixtures::b3_81(), &ctx(), dir.path());
+    assert!(!md.contains("Regressions vs prior runs"));
+}

@@ -5,6 +5,7 @@ mod cells;
 mod commands;
 mod divergence;
 mod equivalence;
+mod history;
 mod methodology;
 mod tables;
 
@@ -21,6 +22,7 @@ pub(crate) use cells::CellView;
 pub(crate) use commands::CommandsView;
 pub(crate) use divergence::DivergenceView;
 pub(crate) use equivalence::EquivalenceView;
+pub(crate) use history::HistoryView;
 pub(crate) use methodology::Methodology;
 pub(crate) use tables::{BatchRowView, ContextRowView, PrefillRowView, ScalingGroupView};
 
@@ -55,6 +57,8 @@ pub(crate) struct View {
     pub divergence: DivergenceView,
     pub commands: CommandsView,
     pub charts: ChartsView,
+    /// `analyze --history`: the section "Regressions vs prior runs"; None without it.
+    pub history: Option<HistoryView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +81,8 @@ pub(crate) struct ChartsView {
     pub prefill_scaling: Option<ChartView>,
     pub memory: Option<ChartView>,
     pub logit_diff: Option<ChartView>,
+    /// One trend chart per history metric (`trend_<metric>`), in metric order.
+    pub trends: Vec<ChartView>,
 }
 
 impl ChartsView {
@@ -89,6 +95,10 @@ impl ChartsView {
                 "prefill_scaling" => &mut v.prefill_scaling,
                 "memory" => &mut v.memory,
                 "logit_diff" => &mut v.logit_diff,
+                name if name.starts_with("trend_") => {
+                    v.trends.push(c);
+                    continue;
+                }
                 _ => continue,
             };
             *slot = Some(c);
@@ -128,6 +138,7 @@ pub(crate) fn build(summary: &Summary, ctx: &ReportContext, charts: Vec<ChartVie
         divergence: divergence::build(summary),
         commands: commands::build(summary, ctx),
         charts: ChartsView::from_list(charts),
+        history: history::build(summary),
     }
 }
 
