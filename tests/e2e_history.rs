@@ -181,9 +181,24 @@ fn a_slower_decode_is_regressed_named_with_old_and_new_and_fails() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 
-    // The rejected run does not become the baseline: the same slow run regresses again.
-    let o = analyze_h(&slow, &hist, root, &[]);
+    // The rejected run does not become the baseline: the same slow run regresses again; its
+    // JUnit file carries the regression as a failure with the old and new values.
+    let junit = root.join("slow.xml");
+    let o = analyze_h(&slow, &hist, root, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let case = xml
+        .split("<testcase ")
+        .find(|c| c.contains("history_decode_tok_s") && c.contains(B2))
+        .unwrap_or_else(|| panic!("no history test case: {xml}"));
+    assert!(
+        case.contains("<failure") && case.contains("REGRESSED"),
+        "{case}"
+    );
+    assert!(
+        case.contains(&format!("{old:.6}")) && case.contains(&format!("{new:.6}")),
+        "old and new values: {case}"
+    );
     let list = stdout(&history_cmd(&["list"], &hist));
     assert_eq!(list.matches("| yes |").count(), 3, "{list}");
     assert_eq!(list.matches("| no |").count(), 2, "{list}");

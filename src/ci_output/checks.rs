@@ -2,6 +2,7 @@
 //! of its comparisons, and sweep-level problems. The JUnit writer renders exactly this list, so
 //! a new kind of check (e.g. regressions against prior runs) only has to be appended here.
 
+use crate::history::RegressionVerdict;
 use crate::report::format::{diff6, kl, ratio4, NA};
 use crate::summary::{CellSummary, PairSummary, Summary, Verdict};
 
@@ -220,11 +221,84 @@ pub fn sweep_problems(summary: &Summary) -> Vec<&str> {
 }
 
 /// Every check of a summary, cell by cell in the summary's order, then the sweep-level ones.
+/// `--history`: one check per metric comparison and per numerics comparison; REGRESSED and
+/// NEW_FAILURE fail unless acknowledged (then skipped, with the acknowledgement's word).
+fn history_checks(summary: &Summary, out: &mut Vec<Check>) {
+    let Some(h) = &summary.history else {
+        return;
+    };
+    let outcome = |v: RegressionVerdict, acknowledged: bool, message: String, details: String| {
+        if !v.is_failure() {
+            CheckOutcome::Passed
+        } else if acknowledged {
+            CheckOutcome::Skipped {
+                message: format!("{v} acknowledged: {message}"),
+            }
+        } else {
+            CheckOutcome::Failed {
+                kind: v.as_str().to_string(),
+                message,
+                details,
+            }
+        }
+    };
+    let num = |x: Option<f64>| x.map_or_else(|| NA.to_string(), |v| format!("{v:.6}"));
+    for c in &h.comparisons {
+        let message = match (&c.baseline_status, &c.new_status) {
+            (Some(old), Some(new)) => format!("{}: {old} → {new}", c.metric),
+            _ => format!(
+                "{}: baseline {} → new {} {} ({})",
+                c.metric,
+                num(c.baseline),
+                num(c.new),
+                c.unit,
+                c.change
+                    .map_or_else(|| NA.to_string(), |x| format!("{:+.1} %", 100.0 * x))
+            ),
+        };
+        let details = format!(
+            "baseline: {} ({} accepted runs, {})\nnew: {}\nband: {}\ndirection: {}",
+            num(c.baseline),
+            c.history_runs,
+            h.baseline,
+            num(c.new),
+            c.band
+                .map_or_else(|| NA.to_string(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]")),
+            c.direction
+        );
+        out.push(Check {
+            subject: c.cell.clone(),
+            name: format!("history_{}", c.metric),
+            time_s: 0.0,
+            outcome: outcome(c.verdict, c.acknowledged, message, details),
+        });
+    }
+    for d in &h.numerics {
+        let message = format!(
+            "numerics vs run {}: {}",
+            d.against_run,
+            one_line(&d.reasons, d.verdict.as_str())
+        );
+        out.push(Check {
+            subject: d.cell.clone(),
+            name: "history_numerics".to_string(),
+            time_s: 0.0,
+            outcome: outcome(
+                d.verdict,
+                d.acknowledged,
+                message,
+                comparison_details(&d.drift),
+            ),
+        });
+    }
+}
+
 pub fn checks(summary: &Summary) -> Vec<Check> {
     let mut out = Vec::new();
     for cell in &summary.cells {
         cell_checks(summary, cell, &mut out);
     }
+    history_checks(summary, &mut out);
     let problems = sweep_problems(summary);
     // A golden set makes "every golden cell was compared" a check of its own.
     if summary.golden_dir.is_some() || !problems.is_empty() {
