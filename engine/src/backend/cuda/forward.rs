@@ -19,7 +19,7 @@ use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
-use super::kernels::{AttnShape, Epi, Kernels, QkvArgs, FLASH_SPLIT};
+use super::kernels::{AttnShape, Epi, FastScratch, Kernels, QkvArgs, FLASH_SPLIT};
 use super::memory::{copy_dtoh, copy_htod, dev};
 use super::{State, Weights, CHUNK_ROWS, LOGIT_ROWS};
 
@@ -124,6 +124,10 @@ fn upload_meta(
     rows: &[StepRow],
 ) -> Result<(Shape, usize), BackendError> {
     let n = rows.len();
+    // The previous chunk's upload must have left `host_meta` before it is overwritten.
+    st.meta_copied
+        .synchronize()
+        .map_err(|e| dev("cuEventSynchronize", e))?;
     let meta = st
         .host_meta
         .as_mut_slice()
@@ -156,6 +160,9 @@ fn upload_meta(
         i += len;
     }
     copy_htod(&st.meta, 0, &meta[..], s)?;
+    st.meta_copied
+        .record(s)
+        .map_err(|e| dev("cuEventRecord", e))?;
     let n_splits = rows
         .iter()
         .map(|r| r.pos / FLASH_SPLIT + 1)
@@ -218,6 +225,11 @@ fn enqueue_layers(
         max_ctx: st.max_ctx as i32,
     };
     let plain = QkvArgs::default();
+    let fast = st.fast.as_ref().map(|(xh, acc)| FastScratch {
+        xh: xh.ptr(),
+        acc: acc.ptr(),
+    });
+    let fast = fast.as_ref();
     let (x, xb, q, att, ffb) = (
         st.x.ptr(),
         st.xb.ptr(),
@@ -258,6 +270,7 @@ fn enqueue_layers(
             q,
             d,
             &qkv,
+            fast,
         )?;
         // Causal attention per (row, head) over the row's own sequence, keys 0..=pos.
         // [bf16] softmax probabilities before P·V; attention output before its projection.
@@ -310,6 +323,7 @@ fn enqueue_layers(
             x,
             d,
             &plain,
+            fast,
         )?;
 
         // Feed-forward block (SwiGLU). [bf16] norm output; gate, up; silu(gate)·up (fused
@@ -327,6 +341,7 @@ fn enqueue_layers(
             ffb,
             ff,
             &plain,
+            fast,
         )?;
         k.matmul(
             s,
@@ -340,6 +355,7 @@ fn enqueue_layers(
             x,
             d,
             &plain,
+            fast,
         )?;
     }
 
@@ -384,5 +400,6 @@ fn enqueue_logits(
         st.logits.ptr(),
         cfg.vocab,
         &QkvArgs::default(),
+        None,
     )
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use cudarc::cublas::{result as cublas_result, sys as cublas_sys, CudaBlas};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
@@ -12,6 +13,7 @@ use crate::backend::BackendError;
 
 use super::memory::dev;
 use super::nvrtc;
+use super::{flash_tc, mmtc_tile};
 
 /// Keys per flash tile and per split (attention_flash.cu's FL_TILE, FL_SPLIT = 4 tiles).
 pub const FLASH_TILE: usize = 64;
@@ -86,19 +88,44 @@ pub struct AttnShape {
     pub max_ctx: i32,
 }
 
+// flash_merge finishes the tensor-core kernel's splits too.
+const _: () = assert!(4 * flash_tc::FLASH_TC_TILE == FLASH_SPLIT);
+
+/// `fast` numerics: matmuls of at least this many rows (prefill chunks) go through cuBLAS.
+/// Above the decode-graph limit, so cuBLAS never runs inside a graph capture.
+pub const FAST_MIN_ROWS: usize = 65;
+
+/// cuBLAS and the kernels around it (fast.cu), for `--numerics fast` bf16 runs.
+struct FastGemm {
+    blas: CudaBlas,
+    to_bf16: CudaFunction,
+    epi_apply: CudaFunction,
+}
+
+/// Scratch of the `fast` path: activations as bf16 [CHUNK_ROWS × max k] and cuBLAS's f32
+/// output [CHUNK_ROWS × max m].
+pub struct FastScratch {
+    pub xh: u64,
+    pub acc: u64,
+}
+
 pub(crate) struct Kernels {
+    /// Present in `fast` bf16 runs.
+    fast: Option<FastGemm>,
     embed: CudaFunction,
     rmsnorm: CudaFunction,
     /// Rows per warp 1, 2, 4, 8.
     mm: [CudaFunction; 4],
-    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8) and prefill shapes.
-    mmtc: Option<[CudaFunction; 2]>,
+    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8), small and tiled prefill shapes.
+    mmtc: Option<[CudaFunction; 3]>,
     flash: CudaFunction,
     flash_merge: CudaFunction,
     naive: CudaFunction,
     /// Rows per flash query tile, chosen so the tile's shared memory fits the device.
     pub flash_qt: usize,
     flash_smem_max: u32,
+    /// `flash` is the tensor-core kernel (attention_flash_tc.cu).
+    flash_tc: bool,
 }
 
 /// Shared memory (bytes) of one flash block: mirrors attention_flash.cu's `FlashSmem`.
@@ -114,10 +141,13 @@ fn naive_smem_bytes(group: usize, hd: usize) -> usize {
 impl Kernels {
     /// Compiles (once per process) and loads the kernels for `arch`, in the bf16 or f32
     /// variant; sizes the flash query tile for the model's group × head_dim.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         ctx: &Arc<CudaContext>,
+        stream: &Arc<CudaStream>,
         arch: &str,
         bf16: bool,
+        fast: bool,
         group: usize,
         hd: usize,
         smem_optin: usize,
@@ -139,22 +169,48 @@ impl Kernels {
             module("attention_flash.cu")?,
             module("attention_naive.cu")?,
         );
-        let flash_qt = [16usize, 8, 4, 2, 1]
-            .into_iter()
-            .find(|&qt| flash_smem_bytes(qt, group, hd) <= smem_optin)
-            .ok_or_else(|| {
-                BackendError::Unsupported(format!(
-                    "flash attention needs {} bytes of shared memory per block for head_dim {hd} × group {group}; the device allows {smem_optin}",
-                    flash_smem_bytes(1, group, hd)
-                ))
-            })?;
         if !FLASH_HEAD_DIMS.contains(&hd) {
             return Err(BackendError::Unsupported(format!(
                 "the attention kernels are built for head dimensions {FLASH_HEAD_DIMS:?}, not {hd}"
             )));
         }
-        let flash_smem_max = flash_smem_bytes(flash_qt, group, hd) as u32;
-        let flash = f(&flash_m, &format!("flash_{suf}_hd{hd}"))?;
+        // bf16 runs take the tensor-core flash kernel where it is built for the shape
+        // (`TRACECHECK_FLASH_TC=0` keeps the CUDA-core one, for comparisons).
+        let tc = bf16
+            && flash_tc::flash_tc_supported(group, hd)
+            && std::env::var("TRACECHECK_FLASH_TC").map_or(true, |v| v != "0");
+        let (flash, flash_merge, flash_qt, flash_smem_max) = if tc {
+            let m = module("attention_flash_tc.cu")?;
+            let qt = flash_tc::flash_tc_qt(group, hd);
+            (
+                f(&m, &format!("flash_tc_bf16_hd{hd}"))?,
+                f(&m, "flash_tc_merge")?,
+                qt,
+                flash_tc::flash_tc_smem_bytes(qt, group, hd),
+            )
+        } else {
+            let qt = [16usize, 8, 4, 2, 1]
+                .into_iter()
+                .find(|&qt| flash_smem_bytes(qt, group, hd) <= smem_optin)
+                .ok_or_else(|| {
+                    BackendError::Unsupported(format!(
+                        "flash attention needs {} bytes of shared memory per block for head_dim {hd} × group {group}; the device allows {smem_optin}",
+                        flash_smem_bytes(1, group, hd)
+                    ))
+                })?;
+            (
+                f(&flash_m, &format!("flash_{suf}_hd{hd}"))?,
+                f(&flash_m, "flash_merge")?,
+                qt,
+                flash_smem_bytes(qt, group, hd),
+            )
+        };
+        if flash_smem_max > smem_optin {
+            return Err(BackendError::Unsupported(format!(
+                "flash attention needs {flash_smem_max} bytes of shared memory per block; the device allows {smem_optin}"
+            )));
+        }
+        let flash_smem_max = flash_smem_max as u32;
         flash
             .set_attribute(
                 FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -174,7 +230,25 @@ impl Kernels {
                 naive_smem as i32,
             )
             .map_err(|e| dev("naive shared memory limit", e))?;
+        let fast = if fast && bf16 {
+            // SAFETY: only tries to open the library by its candidate names.
+            if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+                return Err(BackendError::Usage(
+                    "--numerics fast: the cuBLAS library (libcublas.so) was not found: put the CUDA toolkit's lib directory on LD_LIBRARY_PATH (e.g. /usr/local/cuda/lib64), or use --numerics invariant".into(),
+                ));
+            }
+            let m = module("fast.cu")?;
+            Some(FastGemm {
+                blas: CudaBlas::new(stream.clone())
+                    .map_err(|e| BackendError::Device(format!("cublasCreate: {e}")))?,
+                to_bf16: f(&m, "to_bf16")?,
+                epi_apply: f(&m, "epi_apply")?,
+            })
+        } else {
+            None
+        };
         Ok(Kernels {
+            fast,
             embed: f(&embed_m, &format!("embed_{suf}"))?,
             rmsnorm: f(&norm_m, "rmsnorm")?,
             mm: [
@@ -184,15 +258,22 @@ impl Kernels {
                 f(&mm_m, &format!("mm_{suf}_r8"))?,
             ],
             mmtc: if bf16 {
-                Some([f(&mm_m, "mmtc_bf16_dec")?, f(&mm_m, "mmtc_bf16_pre")?])
+                let pre2 = f(&mm_m, "mmtc_bf16_pre2")?;
+                pre2.set_attribute(
+                    FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    mmtc_tile::pre2_smem_bytes() as i32,
+                )
+                .map_err(|e| dev("tiled matmul shared memory limit", e))?;
+                Some([f(&mm_m, "mmtc_bf16_dec")?, f(&mm_m, "mmtc_bf16_pre")?, pre2])
             } else {
                 None
             },
             flash,
-            flash_merge: f(&flash_m, "flash_merge")?,
+            flash_merge,
             naive,
             flash_qt,
             flash_smem_max,
+            flash_tc: tc,
         })
     }
 
@@ -253,18 +334,36 @@ impl Kernels {
         out: u64,
         ldo: usize,
         qkv: &QkvArgs,
+        scratch: Option<&FastScratch>,
     ) -> Result<(), BackendError> {
         if n == 0 {
             return Ok(());
         }
+        if let (Some(fg), Some(fs)) = (&self.fast, scratch) {
+            if n >= FAST_MIN_ROWS && uses_tensor_cores(true, m, k) {
+                return self.fast_matmul(fg, fs, s, x, n, k, w, m, epi, round, out, ldo, qkv);
+            }
+        }
         // The kernel and its shape decide which rows share a weight load, never a row's
         // arithmetic: for a given (m, k), every n gives a row the same bits.
-        let (func, grid, block) = match &self.mmtc {
-            Some([dec, pre]) if uses_tensor_cores(true, m, k) => {
+        let (func, grid, block, smem) = match &self.mmtc {
+            Some([dec, pre, pre2]) if uses_tensor_cores(true, m, k) => {
                 if n <= 8 {
-                    (dec, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS)
+                    (dec, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
+                } else if n >= mmtc_tile::pre2_min_rows() && mmtc_tile::pre2_offsets_fit(m, n, k) {
+                    (
+                        pre2,
+                        mmtc_tile::pre2_grid(m, n),
+                        mmtc_tile::PRE2_THREADS,
+                        mmtc_tile::pre2_smem_bytes(),
+                    )
                 } else {
-                    (pre, (m.div_ceil(64) as u32, n.div_ceil(32) as u32, 1), 128)
+                    (
+                        pre,
+                        (m.div_ceil(64) as u32, n.div_ceil(32) as u32, 1),
+                        128,
+                        0,
+                    )
                 }
             }
             _ => {
@@ -279,6 +378,7 @@ impl Kernels {
                     &self.mm[variant],
                     (grid_x, n.div_ceil(rows) as u32, 1),
                     32 * MM_WARPS,
+                    0,
                 )
             }
         };
@@ -303,7 +403,78 @@ impl Kernels {
         b.arg(&qkv.row_slot).arg(&qkv.row_pos);
         b.arg(&qkv.cos).arg(&qkv.sin);
         b.arg(&qkv.d).arg(&qkv.kv).arg(&qkv.hd).arg(&qkv.max_ctx);
-        launch(b, grid, block, 0, "matmul")
+        launch(b, grid, block, smem, "matmul")
+    }
+
+    /// `fast` matmul: x → bf16, cuBLAS GEMM (bf16 in, f32 out and accumulation), then the
+    /// epilogue in storage order (see fast.cu).
+    #[allow(clippy::too_many_arguments)]
+    fn fast_matmul(
+        &self,
+        fg: &FastGemm,
+        fs: &FastScratch,
+        s: &Arc<CudaStream>,
+        x: u64,
+        n: usize,
+        k: usize,
+        w: u64,
+        m: usize,
+        epi: Epi,
+        round: bool,
+        out: u64,
+        ldo: usize,
+        qkv: &QkvArgs,
+    ) -> Result<(), BackendError> {
+        let len = (n * k) as i64;
+        let mut b = s.launch_builder(&fg.to_bf16);
+        b.arg(&x).arg(&len).arg(&fs.xh);
+        launch(b, ((n * k).div_ceil(256) as u32, 1, 1), 256, 0, "to_bf16")?;
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        // Row-major acc [n × m] = x [n × k] · w [m × k]ᵀ is column-major acc [m × n] =
+        // op(w) · xᵀ with w read transposed (lda = k) and x as is (ldb = k).
+        // SAFETY: w holds m × k bf16, xh n × k bf16 (converted above), acc n × m f32 (sized by
+        // `reserve` for CHUNK_ROWS rows and the largest m); alpha/beta are host scalars.
+        unsafe {
+            cublas_result::gemm_ex(
+                *fg.blas.handle(),
+                cublas_sys::cublasOperation_t::CUBLAS_OP_T,
+                cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+                m as i32,
+                n as i32,
+                k as i32,
+                (&alpha as *const f32).cast(),
+                w as *const std::ffi::c_void,
+                cublas_sys::cudaDataType_t::CUDA_R_16BF,
+                k as i32,
+                fs.xh as *const std::ffi::c_void,
+                cublas_sys::cudaDataType_t::CUDA_R_16BF,
+                k as i32,
+                (&beta as *const f32).cast(),
+                fs.acc as *mut std::ffi::c_void,
+                cublas_sys::cudaDataType_t::CUDA_R_32F,
+                m as i32,
+                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|e| BackendError::Device(format!("cublasGemmEx ({n} × {k} · {m} × {k}): {e}")))?;
+        let perm = matches!(epi, Epi::Qkv | Epi::Swiglu) as i32;
+        let (n_, m_, e_, r_, ldo_) = (n as i32, m as i32, epi as i32, round as i32, ldo as i32);
+        let mut b = s.launch_builder(&fg.epi_apply);
+        b.arg(&fs.acc).arg(&n_).arg(&m_).arg(&e_).arg(&r_);
+        b.arg(&out).arg(&ldo_);
+        b.arg(&qkv.k_cache).arg(&qkv.v_cache);
+        b.arg(&qkv.row_slot).arg(&qkv.row_pos);
+        b.arg(&qkv.cos).arg(&qkv.sin);
+        b.arg(&qkv.d).arg(&qkv.kv).arg(&qkv.hd).arg(&qkv.max_ctx);
+        b.arg(&perm);
+        launch(
+            b,
+            ((m / 2).div_ceil(128) as u32, n as u32, 1),
+            128,
+            0,
+            "matmul epilogue",
+        )
     }
 
     /// Flash attention: a block per (query tile, KV head, split) over `n_tiles` query tiles
@@ -329,7 +500,15 @@ impl Kernels {
         max_splits: usize,
         out: u64,
     ) -> Result<(), BackendError> {
-        let smem = flash_smem_bytes(qt, a.group as usize, a.hd as usize) as u32;
+        let (group, hd) = (a.group as usize, a.hd as usize);
+        let (smem, threads) = if self.flash_tc {
+            (
+                flash_tc::flash_tc_smem_bytes(qt, group, hd) as u32,
+                flash_tc::flash_tc_threads(qt, group),
+            )
+        } else {
+            (flash_smem_bytes(qt, group, hd) as u32, FLASH_THREADS)
+        };
         if smem > self.flash_smem_max {
             return Err(BackendError::Device(format!(
                 "flash tile of {qt} rows exceeds the shared memory set at load"
@@ -351,7 +530,7 @@ impl Kernels {
             .arg(&out);
         b.arg(&part_o).arg(&part_ml).arg(&ms);
         let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
-        launch(b, grid, FLASH_THREADS, smem, "flash attention")?;
+        launch(b, grid, threads, smem, "flash attention")?;
         if n_splits > 1 {
             let mut b = s.launch_builder(&self.flash_merge);
             b.arg(&row_pos)
@@ -360,7 +539,18 @@ impl Kernels {
                 .arg(&a.n_head)
                 .arg(&a.round);
             b.arg(&part_o).arg(&part_ml).arg(&ms).arg(&out);
-            launch(b, (n as u32, a.n_head as u32, 1), 128, 0, "flash merge")?;
+            let merge_threads = if self.flash_tc {
+                flash_tc::FLASH_TC_MERGE_THREADS
+            } else {
+                128
+            };
+            launch(
+                b,
+                (n as u32, a.n_head as u32, 1),
+                merge_threads,
+                0,
+                "flash merge",
+            )?;
         }
         Ok(())
     }

@@ -152,8 +152,9 @@ impl Allocator {
     }
 }
 
-/// Copies `data` into `dst` at element offset `at` (stream-ordered; the host buffer may be
-/// reused at once: pageable copies are staged before the call returns).
+/// Copies `data` into `dst` at element offset `at` (stream-ordered). A pageable `data` may be
+/// reused at once (staged before the call returns); a pinned one is read when the stream gets
+/// to the copy, so the caller must not refill it before then (forward.rs waits on an event).
 pub(crate) fn copy_htod<T: Copy>(
     dst: &DBuf,
     at: usize,

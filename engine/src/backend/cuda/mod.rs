@@ -18,9 +18,11 @@
 //! Decode steps replay CUDA graphs (`forward.rs`). Not done in this pass: cuBLAS for `fast`, tensor-core attention (prefill attention runs on CUDA cores), fusing
 //! RMSNorm into the following matmul.
 
+mod flash_tc;
 mod forward;
 mod kernels;
 mod memory;
+mod mmtc_tile;
 pub mod nvrtc;
 
 use std::sync::Arc;
@@ -28,11 +30,11 @@ use std::sync::Arc;
 use cudarc::driver::sys as cu;
 use std::collections::HashMap;
 
-use cudarc::driver::{CudaContext, CudaGraph, CudaStream, PinnedHostSlice};
+use cudarc::driver::{CudaContext, CudaEvent, CudaGraph, CudaStream, PinnedHostSlice};
 
 use crate::backend::cpu::kernels::{round_bf16, round_slice};
 use crate::model::{LlamaConfig, ModelSource, TensorName};
-use crate::trace::{AttnImpl, Dtype};
+use crate::trace::{AttnImpl, Dtype, Numerics};
 
 use super::{Backend, BackendError, MemoryStats, Precision, SeqChunk};
 use kernels::{tc_pair_perm, uses_tensor_cores, Kernels, FLASH_SPLIT};
@@ -94,6 +96,12 @@ pub(crate) struct State {
     /// cost more than the decode step itself).
     pub host_logits: PinnedHostSlice<f32>,
     pub host_meta: PinnedHostSlice<i32>,
+    /// Recorded after each metadata upload: the host waits on it before refilling
+    /// `host_meta` (the copy from pinned memory is truly asynchronous, queued behind the
+    /// previous chunk's kernels).
+    pub meta_copied: CudaEvent,
+    /// `fast` bf16 runs: cuBLAS's bf16 input and f32 output ([`kernels::FastScratch`]).
+    pub fast: Option<(DBuf, DBuf)>,
     /// Decode graphs by chunk shape; they hold this state's buffer addresses.
     pub graphs: HashMap<forward::Shape, CudaGraph>,
 }
@@ -249,8 +257,10 @@ impl CudaBackend {
         };
         self.kernels = Some(Box::new(Kernels::load(
             &self.ctx,
+            &self.stream,
             &self.info.arch,
             p.dtype == Dtype::Bf16,
+            p.numerics == Numerics::Fast,
             cfg.n_head / cfg.n_kv_head,
             cfg.head_dim,
             self.smem_optin,
@@ -425,7 +435,18 @@ impl Backend for CudaBackend {
         } else {
             a.alloc(0, "")?
         };
+        let fast = if p.numerics == Numerics::Fast && p.dtype == Dtype::Bf16 {
+            let max_k = d.max(cfg.n_ff);
+            let max_m = (d + 2 * kv).max(2 * cfg.n_ff);
+            Some((
+                a.alloc(r * max_k * 2, "fast matmul scratch")?,
+                a.alloc(r * max_m * 4, "fast matmul scratch")?,
+            ))
+        } else {
+            None
+        };
         let state = State {
+            fast,
             slots,
             max_ctx,
             k_cache,
@@ -446,6 +467,10 @@ impl Backend for CudaBackend {
             scores,
             host_logits: self.pinned(LOGIT_ROWS * cfg.vocab)?,
             host_meta: self.pinned(forward::META_INTS)?,
+            meta_copied: self
+                .ctx
+                .new_event(None)
+                .map_err(|e| dev("cuEventCreate", e))?,
             graphs: HashMap::new(),
         };
         self.sync()?;

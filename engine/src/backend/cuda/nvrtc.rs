@@ -35,6 +35,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("embed.cu", include_str!("kernels/embed.cu")),
     ("rmsnorm.cu", include_str!("kernels/rmsnorm.cu")),
     ("matmul.cu", include_str!("kernels/matmul.cu")),
+    ("fast.cu", include_str!("kernels/fast.cu")),
     (
         "attention_flash.cu",
         include_str!("kernels/attention_flash.cu"),
@@ -42,6 +43,10 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     (
         "attention_naive.cu",
         include_str!("kernels/attention_naive.cu"),
+    ),
+    (
+        "attention_flash_tc.cu",
+        include_str!("kernels/attention_flash_tc.cu"),
     ),
 ];
 

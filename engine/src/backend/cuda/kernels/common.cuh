@@ -124,3 +124,59 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     __syncthreads();
     return t;
 }
+
+// Matmul epilogues (matmul.cu's contract; also applied after cuBLAS in `fast` runs, fast.cu).
+// (j, j+1) is a column pair; has1 says whether j+1 exists.
+#define EPI_STORE 0
+#define EPI_RESIDUAL 1
+#define EPI_SWIGLU 2
+#define EPI_QKV 3
+
+template <typename KVT>
+__device__ __forceinline__ void mm_epilogue(int i, int j, float a0, float a1, bool has1, int epi,
+                                            int r, float* __restrict__ out, int ldo,
+                                            KVT* __restrict__ kc, KVT* __restrict__ vc,
+                                            const int* __restrict__ row_slot,
+                                            const int* __restrict__ row_pos,
+                                            const float* __restrict__ cos_t,
+                                            const float* __restrict__ sin_t, int d, int kv,
+                                            int hd, int max_ctx) {
+    if (epi == EPI_STORE) {
+        out[(size_t)i * ldo + j] = maybe_round(a0, r);
+        if (has1) out[(size_t)i * ldo + j + 1] = maybe_round(a1, r);
+    } else if (epi == EPI_RESIDUAL) {
+        float* o = out + (size_t)i * ldo + j;
+        o[0] = maybe_round(o[0] + maybe_round(a0, r), r);
+        if (has1) o[1] = maybe_round(o[1] + maybe_round(a1, r), r);
+    } else if (epi == EPI_SWIGLU) {
+        const float g = maybe_round(a0, r);
+        const float u = maybe_round(a1, r);
+        const float s = g / (1.0f + tc_exp(-g));
+        out[(size_t)i * ldo + (j >> 1)] = maybe_round(s * u, r);
+    } else {  // EPI_QKV
+        const float a = maybe_round(a0, r);
+        const float b = maybe_round(a1, r);
+        const int pos = row_pos[i];
+        if (j < d + kv) {
+            const int jj = j < d ? j : j - d;
+            const int half = hd >> 1;
+            const int t = pos * half + ((jj % hd) >> 1);
+            const float c = cos_t[t], s = sin_t[t];
+            // The CPU's rope_row: (a·cos − b·sin, a·sin + b·cos), products and sums apart.
+            const float ra = maybe_round(a * c - b * s, r);
+            const float rb = maybe_round(a * s + b * c, r);
+            if (j < d) {
+                out[(size_t)i * ldo + j] = ra;
+                out[(size_t)i * ldo + j + 1] = rb;
+            } else {
+                const size_t at = ((size_t)row_slot[i] * max_ctx + pos) * kv + jj;
+                store_elem(kc, at, ra);
+                store_elem(kc, at + 1, rb);
+            }
+        } else {
+            const size_t at = ((size_t)row_slot[i] * max_ctx + pos) * kv + (j - d - kv);
+            store_elem(vc, at, a);
+            store_elem(vc, at + 1, b);
+        }
+    }
+}

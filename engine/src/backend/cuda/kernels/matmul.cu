@@ -24,59 +24,6 @@
 #include "common.cuh"
 
 #define MM_WARPS 4
-#define EPI_STORE 0
-#define EPI_RESIDUAL 1
-#define EPI_SWIGLU 2
-#define EPI_QKV 3
-
-template <typename KVT>
-__device__ __forceinline__ void mm_epilogue(int i, int j, float a0, float a1, bool has1, int epi,
-                                            int r, float* __restrict__ out, int ldo,
-                                            KVT* __restrict__ kc, KVT* __restrict__ vc,
-                                            const int* __restrict__ row_slot,
-                                            const int* __restrict__ row_pos,
-                                            const float* __restrict__ cos_t,
-                                            const float* __restrict__ sin_t, int d, int kv,
-                                            int hd, int max_ctx) {
-    if (epi == EPI_STORE) {
-        out[(size_t)i * ldo + j] = maybe_round(a0, r);
-        if (has1) out[(size_t)i * ldo + j + 1] = maybe_round(a1, r);
-    } else if (epi == EPI_RESIDUAL) {
-        float* o = out + (size_t)i * ldo + j;
-        o[0] = maybe_round(o[0] + maybe_round(a0, r), r);
-        if (has1) o[1] = maybe_round(o[1] + maybe_round(a1, r), r);
-    } else if (epi == EPI_SWIGLU) {
-        const float g = maybe_round(a0, r);
-        const float u = maybe_round(a1, r);
-        const float s = g / (1.0f + tc_exp(-g));
-        out[(size_t)i * ldo + (j >> 1)] = maybe_round(s * u, r);
-    } else {  // EPI_QKV
-        const float a = maybe_round(a0, r);
-        const float b = maybe_round(a1, r);
-        const int pos = row_pos[i];
-        if (j < d + kv) {
-            const int jj = j < d ? j : j - d;
-            const int half = hd >> 1;
-            const int t = pos * half + ((jj % hd) >> 1);
-            const float c = cos_t[t], s = sin_t[t];
-            // The CPU's rope_row: (a·cos − b·sin, a·sin + b·cos), products and sums apart.
-            const float ra = maybe_round(a * c - b * s, r);
-            const float rb = maybe_round(a * s + b * c, r);
-            if (j < d) {
-                out[(size_t)i * ldo + j] = ra;
-                out[(size_t)i * ldo + j + 1] = rb;
-            } else {
-                const size_t at = ((size_t)row_slot[i] * max_ctx + pos) * kv + jj;
-                store_elem(kc, at, ra);
-                store_elem(kc, at + 1, rb);
-            }
-        } else {
-            const size_t at = ((size_t)row_slot[i] * max_ctx + pos) * kv + (j - d - kv);
-            store_elem(vc, at, a);
-            store_elem(vc, at + 1, b);
-        }
-    }
-}
 
 template <int R, typename WT, typename KVT>
 __device__ __forceinline__ void mm_body(const float* __restrict__ x, int n, int k,
@@ -317,4 +264,241 @@ extern "C" __global__ void __launch_bounds__(128) mmtc_bf16_pre(MMTC_PARAMS) {
 #pragma unroll
     for (int q = 0; q < 4; ++q)
         tc_epilogue(tot[q], i0 + q * 8, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
+}
+
+// ---------------------------------------------------------------------------------------
+// mmtc_bf16_pre2: the prefill matmul with shared-memory tiles and the k segments spread over
+// warps. Same parameters (MMTC_PARAMS), epilogue (tc_epilogue) and per-element arithmetic as
+// mmtc_bf16_dec / mmtc_bf16_pre, so any of the three may run any n.
+//
+// Block: P2_BM = 64 weight rows × P2_BN = 64 activation rows, 16 warps (512 threads) in
+//   P2_KG = 4 k groups of 4 output warps. Output warp (wm, wn) owns 32 × 32 outputs: A
+//   fragments of the 16-row groups 2wm, 2wm+1 (aligned to tc_pair_perm's groups) × B fragments
+//   of 8 activation rows wn·32 + 8b, b = 0…3 → 16 mma per k32 block from 12 16-byte shared
+//   loads. Group p computes TC_SEGS segments 2p and 2p+1 (blocks seg_begin(2p) … seg_begin(2p+2)
+//   - 1) into two register sets, so the four groups walk a quarter of k each, side by side.
+// Pipeline: step i = block seg_begin(2p) + i of every group p; P2_STAGES = 3 steps in a ring of
+//   dynamic shared memory filled by cp.async two steps ahead; one __syncthreads per step; the
+//   longest group sets the step count (a group past its range copies and computes nothing).
+//   Per stage and group (13,312 bytes):
+//     W, 4 × 1 KiB, one per 16-row group: [quad h = 0, 1][lane l][4 words], quad h of lane
+//       (g, t) = the A operand of mma h of mma_block: (w0.x, w1.x, w0.y, w1.y) for h = 0,
+//       (w0.z, w1.z, w0.w, w1.w) for h = 1 (w0, w1 = rows g, g+8, elements 8t … 8t+7). Filled
+//       by 4-byte cp.async (each word lands where the mma wants it: no register shuffles), read
+//       by one conflict-free 16-byte load per quad.
+//     X, [64 rows][36] f32 (32 values + 16 bytes of padding: the 16-byte loads of a quarter warp,
+//       rows g, g+1 at 32-byte steps, hit 32 distinct banks), 16-byte cp.async; a warp packs its
+//       B operands with pack_bf16x2 as load_b does (exact: the activations are bf16 values).
+//   Shared memory: 3 stages × 4 groups × 13,312 = 159,744 bytes (the host raises the
+//   function's dynamic shared memory limit: mmtc_tile.rs). After the loop the same memory
+//   holds the 8 segments of the tile (128 KiB) for the fold.
+// Fold and store: every warp parks its two segments ([segment][output warp][fragment][lane]
+//   float4); then each warp takes two fragments of its output warp, sums the 8 segments in
+//   order and calls tc_epilogue once per fragment (one inlined copy of the epilogue: unrolled
+//   copies made the kernel large enough for instruction fetch to cost microseconds).
+// Tails: a 16-row weight group at or past m reads the last group (m % 16 == 0) and is never
+//   stored; activation rows past n read row n-1 and are never stored (tc_epilogue's i < n).
+//   Requires k % 32 == 0, m % 16 == 0 (uses_tensor_cores), x 16-byte and w 4-byte aligned,
+//   m·k and n·k below 2^32 (32-bit element offsets).
+// Launch: grid (ceil(m / 64), ceil(n / 64)), block 512, dynamic shared memory 159,744 bytes.
+//
+// Why every output element has the contract's bits (the order documented above TC_SEGS):
+//   take weight row j (storage order) and activation row i, held at lane (g, t) of output
+//   warp (wm, wn) as fragment (a, b): j = j0 + g or j0 + g + 8 with j0 = 64·bx + 32wm + 16a, i =
+//   i0 + 2t or i0 + 2t + 1 with i0 = 64·by + 32wn + 8b.
+//   - Operands: in group p's stage for block kb, quad h of lane (g, t) holds exactly the four
+//     32-bit words mmtc_bf16_pre passes as mma h's A operand for rows (j0 + g, j0 + g + 8) and
+//     block kb (cp.async copies bits; the word → position map is written out at w_dst), and
+//     X row i0 - 64·by + g holds x[i0 + g][32kb … 32kb+31], packed pairwise as load_b packs
+//     them. p2_block issues mma_bf16(acc, quad 0, b[0], b[1]) then mma_bf16(acc, quad 1,
+//     b[2], b[3]), which is mma_block. An mma's D[r][c] depends only on A row r, B column c
+//     and C[r][c], so element (j, i) sees the same mma inputs as in mmtc_bf16_pre.
+//   - Chains: segment s = 2p + h is accumulated by group p, from 0.0f, over blocks
+//     seg_begin(s) … seg_begin(s+1) - 1 in increasing order, in its own register set (sa for
+//     h = 0, sb1 for h = 1); nothing else touches those registers. An empty segment stays 0.0f.
+//   - Fold: tot = seg_0, then tot = tot + seg_s for s = 1 … 7 in f32 (shared memory holds the
+//     exact f32 bits), as mmtc_bf16_dec does and mmtc_bf16_pre's (s == 0 ? c : tot + c).
+//   - Epilogue: tc_epilogue(tot, i0, j0, …), the call mmtc_bf16_pre makes for (i0, j0).
+#define P2_BM 64       // weight rows per block
+#define P2_BN 64       // activation rows per block
+#define P2_KG 4        // k groups: group p computes segments 2p and 2p + 1
+#define P2_STAGES 3    // ring of k32 blocks (each stage: one block per k group)
+#define P2_OW ((P2_BM / 32) * (P2_BN / 32))  // output warps per k group (32 × 32 each)
+#define P2_THREADS (32 * P2_OW * P2_KG)
+#define P2_GT (32 * P2_OW)                   // threads per k group
+#define P2_W_BYTES (P2_BM / 16 * 1024)       // A operands of one k32 block, 1 KiB per 16 rows
+#define P2_XROW 36                           // floats per X row in shared memory (32 + 4)
+#define P2_X_BYTES (P2_BN * P2_XROW * 4)
+#define P2_GRP_BYTES (P2_W_BYTES + P2_X_BYTES)   // one k group's block in a stage
+#define P2_STAGE_BYTES (P2_KG * P2_GRP_BYTES)
+#define P2_SMEM_BYTES (P2_STAGES * P2_STAGE_BYTES)
+
+__device__ __forceinline__ void cp_async4(unsigned dst, const void* src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// One k32 block of a warp's 32 × 32 outputs from its group's part of a stage (sb): A quads
+// of 16-row groups wm·2 and wm·2 + 1 (a_off), B from X rows wn·32 + 8b + g (b_off).
+__device__ __forceinline__ void p2_block(float (&acc)[2][4][4], const unsigned char* sb,
+                                         int a_off, int b_off) {
+    uint4 q0[2], q1[2];
+#pragma unroll
+    for (int a = 0; a < 2; ++a) {
+        q0[a] = *reinterpret_cast<const uint4*>(sb + a_off + a * 1024);
+        q1[a] = *reinterpret_cast<const uint4*>(sb + a_off + a * 1024 + 512);
+    }
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+        const float* xp = reinterpret_cast<const float*>(sb + b_off + b * 8 * P2_XROW * 4);
+        const float4 u = *reinterpret_cast<const float4*>(xp);
+        const float4 v = *reinterpret_cast<const float4*>(xp + 4);
+        const unsigned b0 = pack_bf16x2(u.x, u.y), b1 = pack_bf16x2(u.z, u.w);
+        const unsigned b2 = pack_bf16x2(v.x, v.y), b3 = pack_bf16x2(v.z, v.w);
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+            // = mma_block(acc[a][b], w0, w1, load_b's b): q0 = (w0.x, w1.x, w0.y, w1.y),
+            // q1 = (w0.z, w1.z, w0.w, w1.w).
+            mma_bf16(acc[a][b], q0[a].x, q0[a].y, q0[a].z, q0[a].w, b0, b1);
+            mma_bf16(acc[a][b], q1[a].x, q1[a].y, q1[a].z, q1[a].w, b2, b3);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(P2_THREADS, 1) mmtc_bf16_pre2(MMTC_PARAMS) {
+    extern __shared__ __align__(16) unsigned char p2_smem[];
+    static_assert(TC_SEGS == 2 * P2_KG, "each k group holds two segments");
+    static_assert(P2_GT == 128, "the copy mapping below assumes 128 threads per k group");
+    static_assert(P2_BM == 64 && P2_BN == 64, "the copy mapping below assumes 64 × 64 tiles");
+    constexpr int W_WORDS = 8;  // 4-byte W copies per thread and block: 64 rows × 16 words / 128
+    constexpr int X_CH = 4;     // 16-byte X copies per thread and block: 64 rows × 8 / 128
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int p = warp / P2_OW, ow = warp % P2_OW;  // k group; output warp within it
+    const int wm = ow % (P2_BM / 32), wn = ow / (P2_BM / 32);
+    const int gt = tid & (P2_GT - 1);  // thread index within the k group
+    const int j_blk = blockIdx.x * P2_BM, i_blk = blockIdx.y * P2_BN;
+    const int nb = k >> 5;
+    // This group's blocks: segments 2p (kb < kb_mid) and 2p + 1.
+    const int kb_beg = seg_begin(2 * p, nb), kb_mid = seg_begin(2 * p + 1, nb);
+    const int len = seg_begin(2 * p + 2, nb) - kb_beg;
+    int iters = 0;  // the longest group's length (every thread walks the same barriers)
+#pragma unroll
+    for (int q = 0; q < P2_KG; ++q)
+        iters = max(iters, seg_begin(2 * q + 2, nb) - seg_begin(2 * q, nb));
+    const unsigned smem0 = (unsigned)__cvta_generic_to_shared(p2_smem);
+    const unsigned grp0 = smem0 + p * P2_GRP_BYTES;
+
+    // W copies: word u = gt + 128q (q = 0 … 7) of the 64 × 16 words of a block: row
+    // r = gt / 16 + 8q, i.e. 16-row group G = q / 2, row gg = gt / 16 (+ 8 if q is odd), word
+    // wd = gt % 16 = 4·tt + ww (elements 8tt + 2ww, +1). Lane (gg, tt) needs it as register
+    // (ww % 2)·2 + (q % 2) of quad ww / 2 (mma_block's A: (w0.x, w1.x, w0.y, w1.y) and
+    // (w0.z, w1.z, w0.w, w1.w)); quad h of lane l sits at 1024G + 512h + 16l.
+    const int gg = gt >> 4, wd = gt & 15, tt = wd >> 2, ww = wd & 3;
+    const unsigned w_dst = (ww >> 1) * 512 + (gg * 4 + tt) * 16 + (ww & 1) * 8;
+    unsigned w_row[P2_BM / 16];  // first element of row gg of each 16-row group (clamped)
+#pragma unroll
+    for (int G = 0; G < P2_BM / 16; ++G)
+        w_row[G] = (unsigned)(min(j_blk + G * 16, m - 16) + gg) * (unsigned)k + wd * 2;
+    // X copies: chunk c = gt + 128q (q = 0 … 3): row c / 8 = gt / 8 + 16q, 4 floats at k offset
+    // 4·(gt % 8); shared at row·144 + 16·(gt % 8). Element offsets are 32-bit (m·k, n·k ≤ 2^32).
+    unsigned x_row[X_CH];
+#pragma unroll
+    for (int q = 0; q < X_CH; ++q)
+        x_row[q] =
+            (unsigned)min(i_blk + (gt >> 3) + 16 * q, n - 1) * (unsigned)k + (gt & 7) * 4;
+    const unsigned x_dst = P2_W_BYTES + (gt >> 3) * (P2_XROW * 4) + (gt & 7) * 16;
+
+    // Copies block kb_beg + i of this group into stage st (nothing past the group's range).
+    auto load_stage = [&](int st, int i) {
+        if (i >= len) return;
+        const int kb = kb_beg + i;
+        const unsigned base = grp0 + st * P2_STAGE_BYTES;
+#pragma unroll
+        for (int q = 0; q < W_WORDS; ++q)
+            cp_async4(base + (q >> 1) * 1024 + w_dst + (q & 1) * 4,
+                      w + (w_row[q >> 1] + (q & 1) * 8u * (unsigned)k + kb * 32u));
+#pragma unroll
+        for (int q = 0; q < X_CH; ++q)
+            cp_async16(base + x_dst + q * 16 * (P2_XROW * 4), x + (x_row[q] + kb * 32u));
+    };
+
+    // This warp's fragment addresses within its group's part of a stage (bytes).
+    const int a_off = (wm * 2) * 1024 + lane * 16;
+    const int b_off = P2_W_BYTES + ((wn * 32 + g) * P2_XROW + t * 8) * 4;
+
+    float sa[2][4][4], sb1[2][4][4];  // the chains of segments 2p and 2p + 1, from 0
+#pragma unroll
+    for (int a = 0; a < 2; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sa[a][b][e] = sb1[a][b][e] = 0.0f;
+
+#pragma unroll
+    for (int st = 0; st < P2_STAGES - 1; ++st) {
+        load_stage(st, st);
+        cp_async_commit();
+    }
+    int st_rd = 0, st_wr = P2_STAGES - 1;
+    for (int i = 0; i < iters; ++i) {
+        cp_async_wait<P2_STAGES - 2>();  // this thread's copies of step i have landed
+        __syncthreads();  // everyone's have; every warp is done with step i - 1 (stage st_wr)
+        load_stage(st_wr, i + P2_STAGES - 1);
+        cp_async_commit();
+        st_wr = (st_wr + 1 == P2_STAGES) ? 0 : st_wr + 1;
+        const unsigned char* sb = p2_smem + p * P2_GRP_BYTES + st_rd * P2_STAGE_BYTES;
+        st_rd = (st_rd + 1 == P2_STAGES) ? 0 : st_rd + 1;
+        // Segment 2p (blocks before kb_mid) accumulates into sa, segment 2p + 1 into sb1.
+        if (i < len) {  // warp-uniform
+            if (kb_beg + i < kb_mid)
+                p2_block(sa, sb, a_off, b_off);
+            else
+                p2_block(sb1, sb, a_off, b_off);
+        }
+    }
+    cp_async_wait<0>();  // only empty groups remain; leave nothing in flight
+
+    // Every segment to shared memory as float4 per lane, [segment][output warp][fragment][lane];
+    // then each warp folds two of its output warp's eight fragments in segment order.
+    static_assert(TC_SEGS * P2_OW * 8 * 32 * 16 <= P2_SMEM_BYTES, "segments must fit");
+    __syncthreads();  // every warp is done reading the stages
+    float4* park = reinterpret_cast<float4*>(p2_smem);
+#pragma unroll
+    for (int ab = 0; ab < 8; ++ab) {
+        const float* u = sa[ab >> 2][ab & 3];
+        const float* v = sb1[ab >> 2][ab & 3];
+        park[(((2 * p) * P2_OW + ow) * 8 + ab) * 32 + lane] = make_float4(u[0], u[1], u[2], u[3]);
+        park[(((2 * p + 1) * P2_OW + ow) * 8 + ab) * 32 + lane] =
+            make_float4(v[0], v[1], v[2], v[3]);
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int h = 0; h < 8 / P2_KG; ++h) {
+        const int ab = p * (8 / P2_KG) + h, a = ab >> 2, b = ab & 3;
+        const int j0 = j_blk + wm * 32 + a * 16;
+        if (j0 >= m) continue;
+        // tot = (…((seg_0 + seg_1) + seg_2) …) + seg_7, as mmtc_bf16_dec / mmtc_bf16_pre.
+        float4 f = park[(ow * 8 + ab) * 32 + lane];
+        float v[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+        for (int s = 1; s < TC_SEGS; ++s) {
+            f = park[((s * P2_OW + ow) * 8 + ab) * 32 + lane];
+            v[0] = v[0] + f.x;
+            v[1] = v[1] + f.y;
+            v[2] = v[2] + f.z;
+            v[3] = v[3] + f.w;
+        }
+        tc_epilogue(v, i_blk + wn * 32 + b * 8, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
+    }
 }

@@ -1,0 +1,97 @@
+//! Launch shapes of the tensor-core flash attention (attention_flash_tc.cu,
+//! `flash_tc_bf16_hd{16,32,64,128}`, bf16 runs only). Plain functions: the caller owns the
+//! cudarc state.
+//!
+//! The kernel takes `flash_bf16_hd*`'s parameters, grid (query tiles, n_kv_head, splits) and
+//! partial-output layout, so `flash_merge` (attention_flash.cu) finishes rows past one split
+//! unchanged; `flash_tc_merge` (same parameters, grid (rows, n_head), block
+//! [`FLASH_TC_MERGE_THREADS`]) gives the same bits ~2.6× faster. A block holds `qt · group`
+//! pair-rows (position-in-tile · group + query head in group), 16 per warp; the K/V tiles of
+//! its split stream through two shared-memory stages. The query-tile size, the block size
+//! and the tile alignment never change a row's bits (see the `.cu` header), so the host may
+//! launch a decode chunk with the `qt` it actually needs (1: one warp per block), as long as
+//! the block has [`flash_tc_threads`]`(qt, group)` threads for that `qt`.
+
+/// Head dimensions the kernel is instantiated for.
+pub const FLASH_TC_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
+
+/// Keys per tile (the kernel's FT_TILE). Splits are 4 tiles, 256 keys: kernels.rs's
+/// `FLASH_SPLIT`, the same as the CUDA-core kernel's, which the merge kernels rely on.
+pub const FLASH_TC_TILE: usize = 64;
+
+/// Threads of a `flash_tc_merge` block (one warp per (row, head); grid (rows, n_head)).
+pub const FLASH_TC_MERGE_THREADS: u32 = 32;
+
+/// The kernel's `__launch_bounds__`: at most 8 warps, i.e. 128 pair-rows per block.
+pub const FLASH_TC_MAX_THREADS: u32 = 256;
+
+/// Pair-rows (position × query head) a block aims at: at most 4 warps of 16 rows. Measured
+/// on an H100/H200 (8k-token prefill in chunks of 512 rows): SmolLM2 qt 16 (48 rows) beat 32
+/// (96 rows); Llama-3 qt 16 (64 rows) beat 24 and 32 — more blocks per SM (registers bound
+/// them), fewer partly idle blocks.
+const TARGET_ROWS: usize = 64;
+
+/// Whether the tensor-core kernel handles this model shape.
+pub fn flash_tc_supported(group: usize, hd: usize) -> bool {
+    FLASH_TC_HEAD_DIMS.contains(&hd)
+        && group >= 1
+        && flash_tc_threads(flash_tc_qt(group, hd), group) <= FLASH_TC_MAX_THREADS
+}
+
+/// The most positions per query tile the host may put in one block (it cuts runs of
+/// consecutive positions of a sequence at this length; shorter tiles are fine): the largest
+/// power of two with `qt · group ≤ 64`, so that tiles cut at multiples of `qt` from position
+/// 0 never straddle a 64-key tile (no tile of the block is then partly past a row). SmolLM2
+/// (group 3): 16 positions, 48 rows, 3 warps; Llama-3 (group 4): 16, 64 rows, 4 warps.
+pub fn flash_tc_qt(group: usize, hd: usize) -> usize {
+    let _ = hd; // the shared memory does not depend on the tile; registers are per warp
+    let cap = (TARGET_ROWS / group.max(1)).max(1);
+    1 << (usize::BITS - 1 - cap.leading_zeros())
+}
+
+/// Threads per block for tiles of at most `qt` positions: a warp per 16 pair-rows.
+pub fn flash_tc_threads(qt: usize, group: usize) -> u32 {
+    (32 * (qt * group).div_ceil(16)).max(32) as u32
+}
+
+/// Dynamic shared memory (bytes) of one block: 2 stages × (K, V) × 64 keys × (hd + 8) bf16
+/// (the kernel's FtLayout; the padding keeps ldmatrix free of bank conflicts). Independent
+/// of `qt` and `group`; over 48 KiB for hd = 128, so the host must raise
+/// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` to it.
+pub fn flash_tc_smem_bytes(qt: usize, group: usize, hd: usize) -> usize {
+    let _ = (qt, group);
+    2 * 2 * FLASH_TC_TILE * (hd + 8) * 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        // SmolLM2: group 3, hd 64 → 16 positions, 48 rows, 3 warps.
+        assert_eq!(flash_tc_qt(3, 64), 16);
+        assert_eq!(flash_tc_threads(16, 3), 96);
+        // Llama-3-8B: group 4, hd 128 → 16 positions, 4 warps.
+        assert_eq!(flash_tc_qt(4, 128), 16);
+        assert_eq!(flash_tc_threads(16, 4), 128);
+        // The tiny model: group 2, hd 16 → 32 positions, 4 warps.
+        assert_eq!(flash_tc_qt(2, 16), 32);
+        assert_eq!(flash_tc_threads(32, 2), 128);
+        // Decode: one position → one warp.
+        assert_eq!(flash_tc_threads(1, 3), 32);
+        assert_eq!(flash_tc_smem_bytes(16, 3, 64), 36864);
+        assert_eq!(flash_tc_smem_bytes(1, 4, 128), 69632);
+        for g in 1..=128 {
+            for hd in FLASH_TC_HEAD_DIMS {
+                let qt = flash_tc_qt(g, hd);
+                assert!(flash_tc_supported(g, hd));
+                assert!(qt.is_power_of_two() && (qt * g <= 64 || qt == 1));
+                assert!(flash_tc_threads(qt, g) <= FLASH_TC_MAX_THREADS);
+            }
+        }
+        assert!(!flash_tc_supported(129, 64));
+        assert!(!flash_tc_supported(3, 256));
+        assert!(!flash_tc_supported(3, 48));
+    }
+}
