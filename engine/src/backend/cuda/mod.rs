@@ -498,7 +498,7 @@ impl Backend for CudaBackend {
         forward::forward(cfg, p, w, st, k, &self.stream, seqs, logits)
     }
 
-    /// Compiles and loads the kernels, then runs short forwards of 8, 4, 2 and 1 rows on slot 0
+    /// Compiles and loads the kernels, then runs short forwards of 65, 8, 4, 2 and 1 rows on slot 0
     /// (every matmul variant; the slot's cache entries are overwritten by the real prefill) so
     /// first-launch costs are not timed.
     fn warm_up(&mut self) -> Result<(), BackendError> {
@@ -507,7 +507,11 @@ impl Backend for CudaBackend {
             return Ok(());
         };
         let mut sink = Vec::new();
-        for n in [8usize, 4, 2, 1].into_iter().filter(|&n| n <= max_ctx) {
+        // 65 rows: the tiled prefill matmul and, in `fast` runs, cuBLAS's first call.
+        for n in [kernels::FAST_MIN_ROWS, 8, 4, 2, 1]
+            .into_iter()
+            .filter(|&n| n <= max_ctx)
+        {
             let tokens = vec![0u32; n];
             sink.clear();
             self.forward(
