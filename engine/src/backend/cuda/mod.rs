@@ -41,8 +41,10 @@ use kernels::{tc_pair_perm, uses_tensor_cores, Kernels, FLASH_SPLIT};
 use memory::{dev, Allocator, DBuf};
 
 /// Rows per forward chunk (chunked prefill): scratch does not grow with ctx × batch.
-/// Chunking never changes results: each row's arithmetic is independent of it.
-pub const CHUNK_ROWS: usize = 512;
+/// Chunking never changes results: each row's arithmetic is independent of it. 1024 rather
+/// than 512 fills the H100 better (SmolLM2 8k prefill: invariant 70.8 → 63.2 ms, fast 59.6 →
+/// 45.8 ms) for ~80 MB more scratch and split partials at ctx 8192.
+pub const CHUNK_ROWS: usize = 1024;
 /// Kept rows whose logits are computed per launch (bounds the logits buffer).
 pub const LOGIT_ROWS: usize = 64;
 
