@@ -228,16 +228,10 @@ fn main() {
         ..Default::default()
     };
     let thresholds = Policy::Exact.thresholds(&Overrides::default());
-    let mut load = Vec::new();
-    let mut step = Vec::new();
-    let mut verdicts = String::new();
-    for _ in 0..reps {
-        let t = Instant::now();
-        std::hint::black_box(store.load().expect("load"));
-        load.push(t.elapsed());
-        let t = Instant::now();
-        let p = prepare(&args).expect("prepare");
-        let hs = finish(
+    // What analyze's history step does: prepare (read, compare, numerics), then finish.
+    let history_step = |a: &HistoryArgs| {
+        let p = prepare(a).expect("prepare");
+        finish(
             p,
             Input {
                 summary: &summary,
@@ -246,7 +240,17 @@ fn main() {
             },
         )
         .expect("finish")
-        .expect("history");
+        .expect("history")
+    };
+    let mut load = Vec::new();
+    let mut step = Vec::new();
+    let mut verdicts = String::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        std::hint::black_box(store.load().expect("load"));
+        load.push(t.elapsed());
+        let t = Instant::now();
+        let hs = history_step(&args);
         step.push(t.elapsed());
         verdicts = format!("{:?}", hs.counts);
     }
@@ -263,17 +267,7 @@ fn main() {
         ..args
     };
     let t = Instant::now();
-    let p = prepare(&record).expect("prepare");
-    let hs = finish(
-        p,
-        Input {
-            summary: &summary,
-            traces: &traces,
-            thresholds,
-        },
-    )
-    .expect("finish")
-    .expect("history");
+    let hs = history_step(&record);
     println!(
         "  history step with recording (read + compare + numerics + append {} rows + prune): {}",
         summary.cells.len() * (METRICS.len() + 1),

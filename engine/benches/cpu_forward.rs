@@ -70,31 +70,15 @@ fn main() {
                 for rep in 0..=repeats {
                     let mut logits = Vec::new();
                     let t = Instant::now();
-                    be.forward(
-                        &[SeqChunk {
-                            slot: 0,
-                            start: 0,
-                            tokens: &prompt,
-                            keep: vec![ctx - 1],
-                        }],
-                        &mut logits,
-                    )
-                    .unwrap();
+                    be.forward(&[SeqChunk::prompt(0, &prompt)], &mut logits)
+                        .unwrap();
                     let p = t.elapsed().as_secs_f64();
                     let mut tok = argmax(&logits);
                     let t = Instant::now();
                     for j in 0..decode_steps {
                         logits.clear();
-                        be.forward(
-                            &[SeqChunk {
-                                slot: 0,
-                                start: ctx + j,
-                                tokens: &[tok],
-                                keep: vec![0],
-                            }],
-                            &mut logits,
-                        )
-                        .unwrap();
+                        be.forward(&[SeqChunk::step(0, ctx + j, &[tok])], &mut logits)
+                            .unwrap();
                         tok = argmax(&logits);
                     }
                     let d = t.elapsed().as_secs_f64();

@@ -99,12 +99,7 @@ fn bench(
         let seqs: Vec<SeqChunk> = prompts
             .iter()
             .enumerate()
-            .map(|(b, p)| SeqChunk {
-                slot: b,
-                start: 0,
-                tokens: p,
-                keep: vec![ctx - 1],
-            })
+            .map(|(b, p)| SeqChunk::prompt(b, p))
             .collect();
         let mut logits = Vec::new();
         let (_, p) = be.timed(|be| be.forward(&seqs, &mut logits))?;
@@ -114,12 +109,7 @@ fn bench(
                     .map(|b| [((j * 31 + b) % cfg.vocab) as u32])
                     .collect();
                 let seqs: Vec<SeqChunk> = (0..batch)
-                    .map(|b| SeqChunk {
-                        slot: b,
-                        start: ctx + j,
-                        tokens: &toks[b],
-                        keep: vec![0],
-                    })
+                    .map(|b| SeqChunk::step(b, ctx + j, &toks[b]))
                     .collect();
                 logits.clear();
                 be.forward(&seqs, &mut logits)?;

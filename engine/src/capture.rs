@@ -153,12 +153,7 @@ pub fn run_passes(
     let seqs: Vec<SeqChunk> = prompts
         .iter()
         .enumerate()
-        .map(|(b, p)| SeqChunk {
-            slot: b,
-            start: 0,
-            tokens: p,
-            keep: vec![p.len() - 1],
-        })
+        .map(|(b, p)| SeqChunk::prompt(b, p))
         .collect();
     let mut logits = Vec::with_capacity(batch * vocab);
     be.forward(&seqs, &mut logits)?;
@@ -176,12 +171,7 @@ pub fn run_passes(
     for j in 1..gen {
         let toks: Vec<[u32; 1]> = generated.iter().map(|g| [g[j - 1]]).collect();
         let seqs: Vec<SeqChunk> = (0..batch)
-            .map(|b| SeqChunk {
-                slot: b,
-                start: prompts[b].len() + j - 1,
-                tokens: &toks[b],
-                keep: vec![0],
-            })
+            .map(|b| SeqChunk::step(b, prompts[b].len() + j - 1, &toks[b]))
             .collect();
         logits.clear();
         be.forward(&seqs, &mut logits)?;

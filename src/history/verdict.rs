@@ -145,12 +145,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
         return None;
     }
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    Some(crate::metrics::median_sorted(&v))
 }
 
 /// Median absolute deviation from the median (unscaled); None when there are no values.

@@ -48,7 +48,7 @@ impl KlLadder {
             p99: percentile(&sorted, 0.99),
             p95: percentile(&sorted, 0.95),
             p90: percentile(&sorted, 0.90),
-            median: median(&sorted),
+            median: median_sorted(&sorted),
             p10: percentile(&sorted, 0.10),
             p5: percentile(&sorted, 0.05),
             p1: percentile(&sorted, 0.01),
@@ -66,7 +66,8 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     (1.0 - w) * sorted[i] + w * sorted[j]
 }
 
-fn median(sorted: &[f64]) -> f64 {
+/// Median of sorted, non-empty values (the middle two averaged for an even count).
+pub fn median_sorted(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n.is_multiple_of(2) {
         0.5 * (sorted[n / 2 - 1] + sorted[n / 2])

@@ -28,7 +28,7 @@ mod tests;
 pub use dtype::{LogitDtype, NEAR_TIE_ULPS};
 pub use error::{MetricsError, ParseNameError};
 pub use fastexp::{exp as fast_exp, exp_m1 as fast_exp_m1};
-pub use ladder::KlLadder;
+pub use ladder::{median_sorted, KlLadder};
 pub use nonfinite::{NonFinite, NonFiniteKind};
 pub use policy::{evaluate, FailReason, Overrides, Policy, PolicyOutcome, Thresholds};
 pub use row::{compare_rows, Flip, RowMetrics};

@@ -65,6 +65,44 @@ pub struct SeqChunk<'a> {
     pub keep: Vec<usize>,
 }
 
+impl<'a> SeqChunk<'a> {
+    /// Prompt prefill of sequence `slot` from an empty cache, keeping the last position's
+    /// logits (what the next token is chosen from).
+    pub fn prompt(slot: usize, tokens: &'a [u32]) -> Self {
+        SeqChunk {
+            slot,
+            start: 0,
+            tokens,
+            keep: vec![tokens.len().saturating_sub(1)],
+        }
+    }
+
+    /// One decode step of sequence `slot`: `token` at position `pos`, its logits kept.
+    pub fn step(slot: usize, pos: usize, token: &'a [u32; 1]) -> Self {
+        SeqChunk {
+            slot,
+            start: pos,
+            tokens: token,
+            keep: vec![0],
+        }
+    }
+}
+
+/// Elements of one layer's K (or V) cache for `slots` × `max_ctx` positions, or the
+/// overflow as an unsupported configuration — every backend sizes its cache with it.
+pub fn kv_cache_elems(
+    cfg: &crate::model::LlamaConfig,
+    slots: usize,
+    max_ctx: usize,
+) -> Result<usize, BackendError> {
+    slots
+        .checked_mul(max_ctx)
+        .and_then(|n| n.checked_mul(cfg.kv_dim()))
+        .ok_or_else(|| {
+            BackendError::Unsupported(format!("KV cache of {slots} × {max_ctx} overflows"))
+        })
+}
+
 /// One token of a forward step: its cache slot and position, and whether its logits are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepRow {

@@ -105,12 +105,7 @@ pub(crate) fn allocate_state(
     budget: &mut Budget,
 ) -> Result<State, BackendError> {
     let kv = cfg.kv_dim();
-    let per_layer = slots
-        .checked_mul(max_ctx)
-        .and_then(|n| n.checked_mul(kv))
-        .ok_or_else(|| {
-            BackendError::Unsupported(format!("KV cache of {slots} × {max_ctx} overflows"))
-        })?;
+    let per_layer = crate::backend::kv_cache_elems(cfg, slots, max_ctx)?;
     let mut k_cache = Vec::with_capacity(cfg.n_layer);
     let mut v_cache = Vec::with_capacity(cfg.n_layer);
     for l in 0..cfg.n_layer {

@@ -48,32 +48,39 @@ pub(crate) struct Shape {
 const GRAPH_MAX_ROWS: usize = 64;
 
 /// `TRACECHECK_CUDA_GRAPHS=0` turns graphs off (for A/B timing); they are on by default.
-fn graphs_enabled() -> bool {
+/// Read once per `reserve`, not per step.
+pub(super) fn graphs_enabled() -> bool {
     std::env::var("TRACECHECK_CUDA_GRAPHS").map_or(true, |v| v != "0")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every launch of a forward pass reads (the per-run state is passed apart: the host
+/// side of it changes between chunks).
+#[derive(Clone, Copy)]
+pub(super) struct Pass<'a> {
+    pub cfg: &'a LlamaConfig,
+    pub p: Precision,
+    pub w: &'a Weights,
+    pub k: &'a Kernels,
+    pub s: &'a Arc<CudaStream>,
+}
+
 pub(super) fn forward(
-    cfg: &LlamaConfig,
-    p: Precision,
-    w: &Weights,
+    pass: Pass<'_>,
     st: &mut State,
-    k: &Kernels,
-    s: &Arc<CudaStream>,
     seqs: &[SeqChunk<'_>],
     logits: &mut Vec<f32>,
 ) -> Result<(), BackendError> {
+    let Pass { cfg, k, s, .. } = pass;
     let rows = flatten_step(seqs, st.slots, st.max_ctx, cfg.vocab)?;
-    let use_graphs = graphs_enabled();
     for chunk in rows.chunks(CHUNK_ROWS) {
         let (shape, n_splits) = upload_meta(st, k, s, chunk)?;
-        if use_graphs && shape.n <= GRAPH_MAX_ROWS && shape.kept <= LOGIT_ROWS {
+        if st.use_graphs && shape.n <= GRAPH_MAX_ROWS && shape.kept <= LOGIT_ROWS {
             // Every split of the reserved context is launched: blocks past a row's position
             // return at once, so the graph does not depend on the positions.
             if !st.graphs.contains_key(&shape) {
-                let g = capture(s, |s| {
-                    enqueue_layers(cfg, p, w, st, k, s, shape, st.max_splits)?;
-                    enqueue_logits(cfg, p, w, st, k, s, 0, shape.kept)
+                let g = capture(s, || {
+                    enqueue_layers(pass, st, shape, st.max_splits)?;
+                    enqueue_logits(pass, st, 0, shape.kept)
                 })?;
                 st.graphs.insert(shape, g);
             }
@@ -82,11 +89,11 @@ pub(super) fn forward(
                 .map_err(|e| dev("cuGraphLaunch", e))?;
             fetch_logits(st, s, shape.kept, cfg.vocab, logits)?;
         } else {
-            enqueue_layers(cfg, p, w, st, k, s, shape, n_splits)?;
+            enqueue_layers(pass, st, shape, n_splits)?;
             let mut g0 = 0;
             while g0 < shape.kept {
                 let g = (shape.kept - g0).min(LOGIT_ROWS);
-                enqueue_logits(cfg, p, w, st, k, s, g0, g)?;
+                enqueue_logits(pass, st, g0, g)?;
                 fetch_logits(st, s, g, cfg.vocab, logits)?;
                 g0 += g;
             }
@@ -99,12 +106,12 @@ pub(super) fn forward(
 /// or copied inside: buffers come from `reserve`). A failed launch ends the capture first.
 fn capture(
     s: &Arc<CudaStream>,
-    f: impl FnOnce(&Arc<CudaStream>) -> Result<(), BackendError>,
+    f: impl FnOnce() -> Result<(), BackendError>,
 ) -> Result<CudaGraph, BackendError> {
     // Relaxed: the memory sampler's cuMemGetInfo on another thread must not break a capture.
     s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
         .map_err(|e| dev("cuStreamBeginCapture", e))?;
-    let issued = f(s);
+    let issued = f();
     let ended = s.end_capture(CUgraphInstantiate_flags(0));
     issued?;
     let g = ended
@@ -197,17 +204,13 @@ fn fetch_logits(
 }
 
 /// Embedding and every layer of one chunk (rows described by the uploaded metadata).
-#[allow(clippy::too_many_arguments)]
 fn enqueue_layers(
-    cfg: &LlamaConfig,
-    p: Precision,
-    w: &Weights,
+    pass: Pass<'_>,
     st: &State,
-    k: &Kernels,
-    s: &Arc<CudaStream>,
     shape: Shape,
     n_splits: usize,
 ) -> Result<(), BackendError> {
+    let Pass { cfg, p, w, k, s } = pass;
     let bf16 = p.dtype == Dtype::Bf16;
     let Shape { n, n_tiles, qt, .. } = shape;
     let (d, kv, hd, ff) = (cfg.n_embd, cfg.kv_dim(), cfg.head_dim, cfg.n_ff);
@@ -364,17 +367,8 @@ fn enqueue_layers(
 
 /// Logits of kept rows g0..g0+g (at most LOGIT_ROWS): [bf16] final norm output; f32
 /// accumulation, not rounded.
-#[allow(clippy::too_many_arguments)]
-fn enqueue_logits(
-    cfg: &LlamaConfig,
-    p: Precision,
-    w: &Weights,
-    st: &State,
-    k: &Kernels,
-    s: &Arc<CudaStream>,
-    g0: usize,
-    g: usize,
-) -> Result<(), BackendError> {
+fn enqueue_logits(pass: Pass<'_>, st: &State, g0: usize, g: usize) -> Result<(), BackendError> {
+    let Pass { cfg, p, w, k, s } = pass;
     let bf16 = p.dtype == Dtype::Bf16;
     let out_w = w.output.as_ref().unwrap_or(&w.embd).ptr();
     k.rmsnorm(

@@ -10,6 +10,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKe
 use cudarc::nvrtc::Ptx;
 
 use crate::backend::BackendError;
+use crate::trace::AttnImpl;
 
 use super::memory::dev;
 use super::nvrtc;
@@ -74,6 +75,19 @@ pub struct QkvArgs {
     pub max_ctx: i32,
 }
 
+impl QkvArgs {
+    /// The epilogue's trailing kernel parameters, in matmul.cu's (and fast.cu's) order.
+    fn push_args<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
+        b.arg(&self.k_cache).arg(&self.v_cache);
+        b.arg(&self.row_slot).arg(&self.row_pos);
+        b.arg(&self.cos).arg(&self.sin);
+        b.arg(&self.d)
+            .arg(&self.kv)
+            .arg(&self.hd)
+            .arg(&self.max_ctx);
+    }
+}
+
 /// The shapes attention kernels need.
 #[derive(Clone, Copy)]
 pub struct AttnShape {
@@ -120,12 +134,15 @@ pub(crate) struct Kernels {
     mmtc: Option<[CudaFunction; 3]>,
     flash: CudaFunction,
     flash_merge: CudaFunction,
-    naive: CudaFunction,
+    /// Present in `--attn naive` runs.
+    naive: Option<CudaFunction>,
     /// Rows per flash query tile, chosen so the tile's shared memory fits the device.
     pub flash_qt: usize,
     flash_smem_max: u32,
     /// `flash` is the tensor-core kernel (attention_flash_tc.cu).
     flash_tc: bool,
+    /// Block size of `flash_merge` (the two merge kernels are built for different blocks).
+    flash_merge_threads: u32,
 }
 
 /// Shared memory (bytes) of one flash block: mirrors attention_flash.cu's `FlashSmem`.
@@ -148,6 +165,7 @@ impl Kernels {
         arch: &str,
         bf16: bool,
         fast: bool,
+        attn: AttnImpl,
         group: usize,
         hd: usize,
         smem_optin: usize,
@@ -162,12 +180,12 @@ impl Kernels {
             m.load_function(name)
                 .map_err(|e| dev(&format!("kernel {name}"), e))
         };
-        let (embed_m, norm_m, mm_m, flash_m, naive_m) = (
+        // Only the attention kernels the run uses are compiled (NVRTC runs in every cell's
+        // process: the CUDA-core flash file alone is ~0.5 MB of CUBIN).
+        let (embed_m, norm_m, mm_m) = (
             module("embed.cu")?,
             module("rmsnorm.cu")?,
             module("matmul.cu")?,
-            module("attention_flash.cu")?,
-            module("attention_naive.cu")?,
         );
         if !FLASH_HEAD_DIMS.contains(&hd) {
             return Err(BackendError::Unsupported(format!(
@@ -189,6 +207,7 @@ impl Kernels {
                 flash_tc::flash_tc_smem_bytes(qt, group, hd),
             )
         } else {
+            let flash_m = module("attention_flash.cu")?;
             let qt = [16usize, 8, 4, 2, 1]
                 .into_iter()
                 .find(|&qt| flash_smem_bytes(qt, group, hd) <= smem_optin)
@@ -217,19 +236,25 @@ impl Kernels {
                 flash_smem_max as i32,
             )
             .map_err(|e| dev("flash shared memory limit", e))?;
-        let naive = f(&naive_m, &format!("naive_{suf}_hd{hd}"))?;
-        let naive_smem = naive_smem_bytes(group, hd);
-        if naive_smem > smem_optin {
-            return Err(BackendError::Unsupported(format!(
-                "naive attention needs {naive_smem} bytes of shared memory per block; the device allows {smem_optin}"
-            )));
-        }
-        naive
-            .set_attribute(
-                FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                naive_smem as i32,
-            )
-            .map_err(|e| dev("naive shared memory limit", e))?;
+        let naive = if attn == AttnImpl::Naive {
+            let naive_m = module("attention_naive.cu")?;
+            let naive = f(&naive_m, &format!("naive_{suf}_hd{hd}"))?;
+            let naive_smem = naive_smem_bytes(group, hd);
+            if naive_smem > smem_optin {
+                return Err(BackendError::Unsupported(format!(
+                    "naive attention needs {naive_smem} bytes of shared memory per block; the device allows {smem_optin}"
+                )));
+            }
+            naive
+                .set_attribute(
+                    FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    naive_smem as i32,
+                )
+                .map_err(|e| dev("naive shared memory limit", e))?;
+            Some(naive)
+        } else {
+            None
+        };
         let fast = if fast && bf16 {
             // SAFETY: only tries to open the library by its candidate names.
             if !unsafe { cudarc::cublas::sys::is_culib_present() } {
@@ -274,6 +299,11 @@ impl Kernels {
             flash_qt,
             flash_smem_max,
             flash_tc: tc,
+            flash_merge_threads: if tc {
+                flash_tc::FLASH_TC_MERGE_THREADS
+            } else {
+                128
+            },
         })
     }
 
@@ -399,10 +429,7 @@ impl Kernels {
             .arg(&e_)
             .arg(&r_);
         b.arg(&out).arg(&ldo_);
-        b.arg(&qkv.k_cache).arg(&qkv.v_cache);
-        b.arg(&qkv.row_slot).arg(&qkv.row_pos);
-        b.arg(&qkv.cos).arg(&qkv.sin);
-        b.arg(&qkv.d).arg(&qkv.kv).arg(&qkv.hd).arg(&qkv.max_ctx);
+        qkv.push_args(&mut b);
         launch(b, grid, block, smem, "matmul")
     }
 
@@ -463,10 +490,7 @@ impl Kernels {
         let mut b = s.launch_builder(&fg.epi_apply);
         b.arg(&fs.acc).arg(&n_).arg(&m_).arg(&e_).arg(&r_);
         b.arg(&out).arg(&ldo_);
-        b.arg(&qkv.k_cache).arg(&qkv.v_cache);
-        b.arg(&qkv.row_slot).arg(&qkv.row_pos);
-        b.arg(&qkv.cos).arg(&qkv.sin);
-        b.arg(&qkv.d).arg(&qkv.kv).arg(&qkv.hd).arg(&qkv.max_ctx);
+        qkv.push_args(&mut b);
         b.arg(&perm);
         launch(
             b,
@@ -539,15 +563,10 @@ impl Kernels {
                 .arg(&a.n_head)
                 .arg(&a.round);
             b.arg(&part_o).arg(&part_ml).arg(&ms).arg(&out);
-            let merge_threads = if self.flash_tc {
-                flash_tc::FLASH_TC_MERGE_THREADS
-            } else {
-                128
-            };
             launch(
                 b,
                 (n as u32, a.n_head as u32, 1),
-                merge_threads,
+                self.flash_merge_threads,
                 0,
                 "flash merge",
             )?;
@@ -571,7 +590,10 @@ impl Kernels {
         scores: u64,
     ) -> Result<(), BackendError> {
         let smem = naive_smem_bytes(a.group as usize, a.hd as usize) as u32;
-        let mut b = s.launch_builder(&self.naive);
+        let naive = self.naive.as_ref().ok_or_else(|| {
+            BackendError::Usage("naive attention kernels not loaded (this run uses flash)".into())
+        })?;
+        let mut b = s.launch_builder(naive);
         b.arg(&q).arg(&a.d).arg(&a.kv).arg(&a.group).arg(&a.n_head);
         b.arg(&a.scale).arg(&a.round).arg(&k_cache).arg(&v_cache);
         b.arg(&a.max_ctx)

@@ -104,6 +104,8 @@ pub(crate) struct State {
     pub meta_copied: CudaEvent,
     /// `fast` bf16 runs: cuBLAS's bf16 input and f32 output ([`kernels::FastScratch`]).
     pub fast: Option<(DBuf, DBuf)>,
+    /// Whether decode steps replay graphs (`TRACECHECK_CUDA_GRAPHS`).
+    pub use_graphs: bool,
     /// Decode graphs by chunk shape; they hold this state's buffer addresses.
     pub graphs: HashMap<forward::Shape, CudaGraph>,
 }
@@ -263,6 +265,7 @@ impl CudaBackend {
             &self.info.arch,
             p.dtype == Dtype::Bf16,
             p.numerics == Numerics::Fast,
+            p.attn,
             cfg.n_head / cfg.n_kv_head,
             cfg.head_dim,
             self.smem_optin,
@@ -394,12 +397,7 @@ impl Backend for CudaBackend {
         self.state = None;
         let (d, kv, hd, nh) = (cfg.n_embd, cfg.kv_dim(), cfg.head_dim, cfg.n_head);
         let kv_elem = if p.dtype == Dtype::Bf16 { 2 } else { 4 };
-        let per_layer = slots
-            .checked_mul(max_ctx)
-            .and_then(|n| n.checked_mul(kv))
-            .ok_or_else(|| {
-                BackendError::Unsupported(format!("KV cache of {slots} × {max_ctx} overflows"))
-            })?;
+        let per_layer = super::kv_cache_elems(&cfg, slots, max_ctx)?;
         if max_ctx > i32::MAX as usize / 2 {
             return Err(BackendError::Unsupported(format!(
                 "KV capacity {max_ctx} is too large"
@@ -473,6 +471,7 @@ impl Backend for CudaBackend {
                 .ctx
                 .new_event(None)
                 .map_err(|e| dev("cuEventCreate", e))?,
+            use_graphs: forward::graphs_enabled(),
             graphs: HashMap::new(),
         };
         self.sync()?;
@@ -497,7 +496,14 @@ impl Backend for CudaBackend {
                 "forward() before load() and reserve()".into(),
             ));
         };
-        forward::forward(cfg, p, w, st, k, &self.stream, seqs, logits)
+        let pass = forward::Pass {
+            cfg,
+            p,
+            w,
+            k,
+            s: &self.stream,
+        };
+        forward::forward(pass, st, seqs, logits)
     }
 
     /// Compiles and loads the kernels, then runs short forwards of 65, 8, 4, 2 and 1 rows on slot 0
