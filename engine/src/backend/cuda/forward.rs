@@ -8,8 +8,9 @@
 //!
 //! Nothing is allocated here: scratch, the KV cache, pinned host staging and the row-metadata
 //! buffer come from `reserve`. Chunks of up to [`GRAPH_MAX_ROWS`] rows (decode steps) replay a
-//! CUDA graph captured at the first step of their shape: a step is ~7 launches per layer (8
-//! with the flash merge), too many to issue one by one when each runs for microseconds.
+//! CUDA graph captured at the first step of their shape: a decode step is 5 launches per layer
+//! with bf16 numerics (QKV with its norm, attention, O, gate/up with its norm, down; 6 with a
+//! separate split merge), too many to issue one by one when each runs for microseconds.
 
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaStream};
@@ -19,7 +20,7 @@ use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
-use super::kernels::{AttnShape, Epi, FastScratch, Kernels, QkvArgs, FLASH_SPLIT};
+use super::kernels::{AttnShape, Epi, FastScratch, Kernels, Norm, QkvArgs, FLASH_SPLIT};
 use super::memory::{copy_dtoh, copy_htod, dev};
 use super::{State, Weights, CHUNK_ROWS, LOGIT_ROWS};
 
@@ -248,7 +249,12 @@ fn enqueue_layers(
         let (kc, vc) = (st.k_cache[l].ptr(), st.v_cache[l].ptr());
         // Attention block. [bf16] norm output; q, k, v matmul outputs; Q and K after RoPE;
         // K and V as stored in the cache — all in the fused QKV epilogue.
-        k.rmsnorm(s, n, x, 0, lw.attn_norm.ptr(), d, eps, bf16, xb)?;
+        let attn_norm = Norm {
+            w: lw.attn_norm.ptr(),
+            eps,
+            rows: 0,
+            scratch: xb,
+        };
         let qkv = QkvArgs {
             k_cache: kc,
             v_cache: vc,
@@ -263,7 +269,8 @@ fn enqueue_layers(
         };
         k.matmul(
             s,
-            xb,
+            x,
+            Some(&attn_norm),
             n,
             d,
             lw.qkv.ptr(),
@@ -295,6 +302,7 @@ fn enqueue_layers(
                     st.part_o.ptr(),
                     st.part_ml.ptr(),
                     st.max_splits,
+                    st.merge_cnt.ptr(),
                     att,
                 )?;
             }
@@ -317,6 +325,7 @@ fn enqueue_layers(
         k.matmul(
             s,
             att,
+            None,
             n,
             d,
             lw.o.ptr(),
@@ -331,10 +340,14 @@ fn enqueue_layers(
 
         // Feed-forward block (SwiGLU). [bf16] norm output; gate, up; silu(gate)·up (fused
         // epilogue over interleaved gate/up rows); down; residual after the add.
-        k.rmsnorm(s, n, x, 0, lw.ffn_norm.ptr(), d, eps, bf16, xb)?;
+        let ffn_norm = Norm {
+            w: lw.ffn_norm.ptr(),
+            ..attn_norm
+        };
         k.matmul(
             s,
-            xb,
+            x,
+            Some(&ffn_norm),
             n,
             d,
             lw.gate_up.ptr(),
@@ -349,6 +362,7 @@ fn enqueue_layers(
         k.matmul(
             s,
             ffb,
+            None,
             n,
             ff,
             lw.down.ptr(),
@@ -368,23 +382,18 @@ fn enqueue_layers(
 /// Logits of kept rows g0..g0+g (at most LOGIT_ROWS): [bf16] final norm output; f32
 /// accumulation, not rounded.
 fn enqueue_logits(pass: Pass<'_>, st: &State, g0: usize, g: usize) -> Result<(), BackendError> {
-    let Pass { cfg, p, w, k, s } = pass;
-    let bf16 = p.dtype == Dtype::Bf16;
+    let Pass { cfg, w, k, s, .. } = pass;
     let out_w = w.output.as_ref().unwrap_or(&w.embd).ptr();
-    k.rmsnorm(
-        s,
-        g,
-        st.x.ptr(),
-        st.meta.at::<i32>(KEPT + g0),
-        w.out_norm.ptr(),
-        cfg.n_embd,
-        cfg.rms_eps,
-        bf16,
-        st.xn.ptr(),
-    )?;
+    let norm = Norm {
+        w: w.out_norm.ptr(),
+        eps: cfg.rms_eps,
+        rows: st.meta.at::<i32>(KEPT + g0),
+        scratch: st.xn.ptr(),
+    };
     k.matmul(
         s,
-        st.xn.ptr(),
+        st.x.ptr(),
+        Some(&norm),
         g,
         cfg.n_embd,
         out_w,

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use cudarc::cublas::{result as cublas_result, sys as cublas_sys, CudaBlas};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 
 use crate::backend::BackendError;
 use crate::trace::AttnImpl;
 
+use super::launch::Launch;
 use super::memory::dev;
 use super::nvrtc;
 use super::{flash_tc, mmtc_tile};
@@ -23,7 +24,8 @@ pub const FLASH_SPLIT: usize = 4 * FLASH_TILE;
 const FLASH_HEAD_DIMS: [usize; 5] = [16, 32, 64, 128, 256];
 const FLASH_THREADS: u32 = 256;
 const NAIVE_THREADS: u32 = 256;
-const RMS_THREADS: u32 = 256;
+/// Rows per rmsnorm block (a warp per row).
+const RMS_ROWS: u32 = 8;
 /// Warps per matmul block; each warp owns one pair of output columns.
 const MM_WARPS: u32 = 4;
 /// k segments of the tensor-core matmul (matmul.cu's TC_SEGS): warps per decode block.
@@ -77,7 +79,7 @@ pub struct QkvArgs {
 
 impl QkvArgs {
     /// The epilogue's trailing kernel parameters, in matmul.cu's (and fast.cu's) order.
-    fn push_args<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
+    fn push_args<'a>(&'a self, b: &mut Launch<'a>) {
         b.arg(&self.k_cache).arg(&self.v_cache);
         b.arg(&self.row_slot).arg(&self.row_pos);
         b.arg(&self.cos).arg(&self.sin);
@@ -105,6 +107,20 @@ pub struct AttnShape {
 // flash_merge finishes the tensor-core kernel's splits too.
 const _: () = assert!(4 * flash_tc::FLASH_TC_TILE == FLASH_SPLIT);
 
+/// The decode matmul applies the RMSNorm itself up to this width: each block recomputes its
+/// rows' norm, cheap for SmolLM2's 576 but a measurable serial start for Llama-3's 4096
+/// (H100: Llama-3-8B decode 8.22 → 8.69 ms per step with it fused).
+const FUSED_NORM_MAX_K: usize = 1024;
+
+/// Rows longer than this take `mmtc_bf16_dec_w` (8 k32 blocks of weights in flight per lane).
+const DEC_WIDE_K: usize = 2048;
+
+/// Decode flash launches of at most this many rows merge their splits inside the kernel
+/// (H100, SmolLM2, ctx 8192: batch 1 1.047 → 1.018 ms per step fused; batch 8 1.756 → 1.855
+/// ms: there the merge kernel's warps, one per (row, head), finish sooner than the tiles'
+/// last blocks merging three heads each).
+const FUSED_MERGE_MAX_ROWS: usize = 4;
+
 /// `fast` numerics: matmuls of at least this many rows (prefill chunks) go through cuBLAS.
 /// Above the decode-graph limit, so cuBLAS never runs inside a graph capture.
 pub const FAST_MIN_ROWS: usize = 65;
@@ -130,8 +146,9 @@ pub(crate) struct Kernels {
     rmsnorm: CudaFunction,
     /// Rows per warp 1, 2, 4, 8.
     mm: [CudaFunction; 4],
-    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8), small and tiled prefill shapes.
-    mmtc: Option<[CudaFunction; 3]>,
+    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; k ≤ DEC_WIDE_K and longer rows), small
+    /// and tiled prefill shapes.
+    mmtc: Option<[CudaFunction; 4]>,
     flash: CudaFunction,
     flash_merge: CudaFunction,
     /// Present in `--attn naive` runs.
@@ -143,6 +160,24 @@ pub(crate) struct Kernels {
     flash_tc: bool,
     /// Block size of `flash_merge` (the two merge kernels are built for different blocks).
     flash_merge_threads: u32,
+    /// Launch as programmatic dependent launches (sm_90+, see launch.rs).
+    pdl: bool,
+    /// Decode launches of at most this many rows merge inside the flash kernel
+    /// (`TRACECHECK_FUSED_MERGE_ROWS`, for A/B timing; 0: always the merge kernel).
+    fused_merge_rows: usize,
+}
+
+/// An RMSNorm to apply to a matmul's input rows first (`Kernels::matmul`): fused into the
+/// decode matmul, a separate `rmsnorm` into `scratch` otherwise — the same bits either way.
+#[derive(Clone, Copy)]
+pub struct Norm {
+    /// The norm's weights [k].
+    pub w: u64,
+    pub eps: f32,
+    /// Input row of each output row (device i32 array), or 0 for the identity.
+    pub rows: u64,
+    /// [rows × k] f32 for the separate norm's output.
+    pub scratch: u64,
 }
 
 /// Shared memory (bytes) of one flash block: mirrors attention_flash.cu's `FlashSmem`.
@@ -169,6 +204,7 @@ impl Kernels {
         group: usize,
         hd: usize,
         smem_optin: usize,
+        pdl: bool,
     ) -> Result<Self, BackendError> {
         let suf = if bf16 { "bf16" } else { "f32" };
         let module = |file: &str| -> Result<_, BackendError> {
@@ -289,7 +325,12 @@ impl Kernels {
                     mmtc_tile::pre2_smem_bytes() as i32,
                 )
                 .map_err(|e| dev("tiled matmul shared memory limit", e))?;
-                Some([f(&mm_m, "mmtc_bf16_dec")?, f(&mm_m, "mmtc_bf16_pre")?, pre2])
+                Some([
+                    f(&mm_m, "mmtc_bf16_dec")?,
+                    f(&mm_m, "mmtc_bf16_dec_w")?,
+                    f(&mm_m, "mmtc_bf16_pre")?,
+                    pre2,
+                ])
             } else {
                 None
             },
@@ -304,6 +345,11 @@ impl Kernels {
             } else {
                 128
             },
+            pdl,
+            fused_merge_rows: std::env::var("TRACECHECK_FUSED_MERGE_ROWS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(FUSED_MERGE_MAX_ROWS),
         })
     }
 
@@ -318,9 +364,9 @@ impl Kernels {
         x: u64,
     ) -> Result<(), BackendError> {
         let d = d as i32;
-        let mut b = s.launch_builder(&self.embed);
+        let mut b = Launch::new(s, &self.embed);
         b.arg(&tokens).arg(&table).arg(&d).arg(&x);
-        launch(b, (n as u32, 1, 1), 128, 0, "embed")
+        self.run(b, (n as u32, 1, 1), 128, 0, "embed")
     }
 
     /// out[i, :] = rmsnorm(x[rows[i] or i, :]) · w (rows = 0: identity).
@@ -337,24 +383,28 @@ impl Kernels {
         round: bool,
         out: u64,
     ) -> Result<(), BackendError> {
-        let (d, r) = (d as i32, round as i32);
-        let mut b = s.launch_builder(&self.rmsnorm);
+        let (d, r, n) = (d as i32, round as i32, n_out as i32);
+        let mut b = Launch::new(s, &self.rmsnorm);
         b.arg(&x)
             .arg(&rows)
             .arg(&w)
             .arg(&d)
             .arg(&eps)
             .arg(&r)
+            .arg(&n)
             .arg(&out);
-        launch(b, (n_out as u32, 1, 1), RMS_THREADS, 0, "rmsnorm")
+        let grid = (n_out as u32).div_ceil(RMS_ROWS);
+        self.run(b, (grid, 1, 1), 32 * RMS_ROWS, 0, "rmsnorm")
     }
 
-    /// x [n × k] · w [m × k]ᵀ with the epilogue `epi` into `out` (row stride `ldo`).
+    /// norm(x) [n × k] · w [m × k]ᵀ with the epilogue `epi` into `out` (row stride `ldo`);
+    /// without `norm`, x itself.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         s: &Arc<CudaStream>,
         x: u64,
+        norm: Option<&Norm>,
         n: usize,
         k: usize,
         w: u64,
@@ -369,6 +419,17 @@ impl Kernels {
         if n == 0 {
             return Ok(());
         }
+        // The tensor-core decode matmul (bf16 runs, n ≤ 8) applies the norm itself; every other
+        // path normalises first (bf16 runs round the norm's output: `mmtc` is their marker).
+        let bf16 = self.mmtc.is_some();
+        let decode = bf16 && n <= 8 && uses_tensor_cores(true, m, k);
+        let (x, fused) = match norm {
+            Some(nm) if !decode || k > FUSED_NORM_MAX_K => {
+                self.rmsnorm(s, n, x, nm.rows, nm.w, k, nm.eps, bf16, nm.scratch)?;
+                (nm.scratch, None)
+            }
+            _ => (x, norm),
+        };
         if let (Some(fg), Some(fs)) = (&self.fast, scratch) {
             if n >= FAST_MIN_ROWS && uses_tensor_cores(true, m, k) {
                 return self.fast_matmul(fg, fs, s, x, n, k, w, m, epi, round, out, ldo, qkv);
@@ -377,9 +438,10 @@ impl Kernels {
         // The kernel and its shape decide which rows share a weight load, never a row's
         // arithmetic: for a given (m, k), every n gives a row the same bits.
         let (func, grid, block, smem) = match &self.mmtc {
-            Some([dec, pre, pre2]) if uses_tensor_cores(true, m, k) => {
+            Some([dec, dec_w, pre, pre2]) if uses_tensor_cores(true, m, k) => {
                 if n <= 8 {
-                    (dec, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
+                    let f = if k > DEC_WIDE_K { dec_w } else { dec };
+                    (f, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
                 } else if n >= mmtc_tile::pre2_min_rows() && mmtc_tile::pre2_offsets_fit(m, n, k) {
                     (
                         pre2,
@@ -420,7 +482,7 @@ impl Kernels {
             round as i32,
             ldo as i32,
         );
-        let mut b = s.launch_builder(func);
+        let mut b = Launch::new(s, func);
         b.arg(&x)
             .arg(&n_)
             .arg(&k_)
@@ -430,7 +492,11 @@ impl Kernels {
             .arg(&r_);
         b.arg(&out).arg(&ldo_);
         qkv.push_args(&mut b);
-        launch(b, grid, block, smem, "matmul")
+        let (nw, nrows, eps) = fused.map_or((0u64, 0u64, 0f32), |nm| (nm.w, nm.rows, nm.eps));
+        if decode {
+            b.arg(&nw).arg(&nrows).arg(&eps);
+        }
+        self.run(b, grid, block, smem, "matmul")
     }
 
     /// `fast` matmul: x → bf16, cuBLAS GEMM (bf16 in, f32 out and accumulation), then the
@@ -453,9 +519,9 @@ impl Kernels {
         qkv: &QkvArgs,
     ) -> Result<(), BackendError> {
         let len = (n * k) as i64;
-        let mut b = s.launch_builder(&fg.to_bf16);
+        let mut b = Launch::new(s, &fg.to_bf16);
         b.arg(&x).arg(&len).arg(&fs.xh);
-        launch(b, ((n * k).div_ceil(256) as u32, 1, 1), 256, 0, "to_bf16")?;
+        self.run(b, ((n * k).div_ceil(256) as u32, 1, 1), 256, 0, "to_bf16")?;
         let (alpha, beta) = (1.0f32, 0.0f32);
         // Row-major acc [n × m] = x [n × k] · w [m × k]ᵀ is column-major acc [m × n] =
         // op(w) · xᵀ with w read transposed (lda = k) and x as is (ldb = k).
@@ -487,12 +553,12 @@ impl Kernels {
         .map_err(|e| BackendError::Device(format!("cublasGemmEx ({n} × {k} · {m} × {k}): {e}")))?;
         let perm = matches!(epi, Epi::Qkv | Epi::Swiglu) as i32;
         let (n_, m_, e_, r_, ldo_) = (n as i32, m as i32, epi as i32, round as i32, ldo as i32);
-        let mut b = s.launch_builder(&fg.epi_apply);
+        let mut b = Launch::new(s, &fg.epi_apply);
         b.arg(&fs.acc).arg(&n_).arg(&m_).arg(&e_).arg(&r_);
         b.arg(&out).arg(&ldo_);
         qkv.push_args(&mut b);
         b.arg(&perm);
-        launch(
+        self.run(
             b,
             ((m / 2).div_ceil(128) as u32, n as u32, 1),
             128,
@@ -503,7 +569,8 @@ impl Kernels {
 
     /// Flash attention: a block per (query tile, KV head, split) over `n_tiles` query tiles
     /// of at most `qt` rows and splits 0..n_splits; then, when some row has several splits,
-    /// their ordered merge (`part_o`/`part_ml` are [row][head][split]).
+    /// their ordered merge (`part_o`/`part_ml` are [row][head][split]; `merge_cnt`, zeroed
+    /// [CHUNK_ROWS × n_kv_head] i32, counts finished blocks where the kernel merges itself).
     #[allow(clippy::too_many_arguments)]
     pub fn flash(
         &self,
@@ -522,13 +589,24 @@ impl Kernels {
         part_o: u64,
         part_ml: u64,
         max_splits: usize,
+        merge_cnt: u64,
         out: u64,
     ) -> Result<(), BackendError> {
         let (group, hd) = (a.group as usize, a.hd as usize);
+        // Decode launches (one position per tile) of the tensor-core kernel merge their splits
+        // themselves (the tile's last block, a warp per query head: the block gets a warp per
+        // head of the group); prefill chunks keep the merge kernel (a tile's rows × heads
+        // would queue behind one block).
+        let fused_merge = self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows;
         let (smem, threads) = if self.flash_tc {
+            let threads = flash_tc::flash_tc_threads(qt, group);
             (
                 flash_tc::flash_tc_smem_bytes(qt, group, hd) as u32,
-                flash_tc::flash_tc_threads(qt, group),
+                if fused_merge {
+                    threads.max(32 * group.min(8) as u32)
+                } else {
+                    threads
+                },
             )
         } else {
             (flash_smem_bytes(qt, group, hd) as u32, FLASH_THREADS)
@@ -539,7 +617,7 @@ impl Kernels {
             )));
         }
         let (qt_, ms) = (qt as i32, max_splits as i32);
-        let mut b = s.launch_builder(&self.flash);
+        let mut b = Launch::new(s, &self.flash);
         b.arg(&q)
             .arg(&a.d)
             .arg(&a.kv)
@@ -553,17 +631,21 @@ impl Kernels {
             .arg(&qt_)
             .arg(&out);
         b.arg(&part_o).arg(&part_ml).arg(&ms);
+        let cnt = if fused_merge { merge_cnt } else { 0 };
+        if self.flash_tc {
+            b.arg(&cnt);
+        }
         let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
-        launch(b, grid, threads, smem, "flash attention")?;
-        if n_splits > 1 {
-            let mut b = s.launch_builder(&self.flash_merge);
+        self.run(b, grid, threads, smem, "flash attention")?;
+        if n_splits > 1 && !fused_merge {
+            let mut b = Launch::new(s, &self.flash_merge);
             b.arg(&row_pos)
                 .arg(&a.d)
                 .arg(&a.hd)
                 .arg(&a.n_head)
                 .arg(&a.round);
             b.arg(&part_o).arg(&part_ml).arg(&ms).arg(&out);
-            launch(
+            self.run(
                 b,
                 (n as u32, a.n_head as u32, 1),
                 self.flash_merge_threads,
@@ -593,7 +675,7 @@ impl Kernels {
         let naive = self.naive.as_ref().ok_or_else(|| {
             BackendError::Usage("naive attention kernels not loaded (this run uses flash)".into())
         })?;
-        let mut b = s.launch_builder(naive);
+        let mut b = Launch::new(s, naive);
         b.arg(&q).arg(&a.d).arg(&a.kv).arg(&a.group).arg(&a.n_head);
         b.arg(&a.scale).arg(&a.round).arg(&k_cache).arg(&v_cache);
         b.arg(&a.max_ctx)
@@ -601,7 +683,7 @@ impl Kernels {
             .arg(&row_pos)
             .arg(&out)
             .arg(&scores);
-        launch(
+        self.run(
             b,
             (n as u32, a.n_kv_head as u32, 1),
             NAIVE_THREADS,
@@ -611,22 +693,21 @@ impl Kernels {
     }
 }
 
-fn launch(
-    mut b: cudarc::driver::LaunchArgs<'_>,
-    grid: (u32, u32, u32),
-    block: u32,
-    smem: u32,
-    what: &str,
-) -> Result<(), BackendError> {
-    let cfg = LaunchConfig {
-        grid_dim: grid,
-        block_dim: (block, 1, 1),
-        shared_mem_bytes: smem,
-    };
-    // SAFETY: every launch function above passes exactly the kernel's parameters, in order and
-    // with the kernel's types (device pointers as u64, int as i32, float as f32); the buffers
-    // are sized by `reserve` for CHUNK_ROWS rows and the reserved KV capacity.
-    unsafe { b.launch(cfg) }
-        .map(|_| ())
-        .map_err(|e| dev(&format!("launching {what}"), e))
+impl Kernels {
+    /// Launches `b` (as a programmatic dependent launch where the device has it: every
+    /// kernel here calls `pdl_wait` before reading what an earlier kernel wrote).
+    fn run(
+        &self,
+        b: Launch<'_>,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        what: &str,
+    ) -> Result<(), BackendError> {
+        // SAFETY: every launch function above passes exactly the kernel's parameters, in order
+        // and with the kernel's types (device pointers as u64, int as i32, float as f32); the
+        // buffers are sized by `reserve` for CHUNK_ROWS rows and the reserved KV capacity; the
+        // kernels call pdl_wait (common.cuh) before their first dependent access.
+        unsafe { b.run(grid, block, smem, self.pdl, what) }
+    }
 }

@@ -11,16 +11,20 @@
 //! reduction order per output element (see `forward.rs` and the `.cu` files), so a row's
 //! logits never depend on the batch, the chunk, or prefill vs decode. Matmuls: f32 runs use
 //! CUDA cores (fmaf chains, lane-strided k, fixed xor tree); bf16 runs use tensor cores
-//! (mma.sync bf16 → f32, fixed k segments; activations are bf16 values already, so exact).
-//! TF32 is never used. `fast` currently runs exactly the `invariant` kernels (cuBLAS is not
-//! wired in yet).
+//! (mma.sync bf16 → f32, fixed k segments; activations are bf16 values already, so exact);
+//! attention in bf16 runs is a tensor-core flash kernel (`flash_tc`). TF32 is never used.
+//! `fast` sends matmuls of prefill chunks (≥ `FAST_MIN_ROWS` rows) through cuBLAS and keeps
+//! the same epilogues; decode steps run the invariant kernels.
 //!
-//! Decode steps replay CUDA graphs (`forward.rs`). Not done in this pass: cuBLAS for `fast`, tensor-core attention (prefill attention runs on CUDA cores), fusing
-//! RMSNorm into the following matmul.
+//! Decode steps replay CUDA graphs (`forward.rs`) of programmatic dependent launches
+//! (`launch.rs`, sm_90+): a kernel starts, and loads its weights, while the one before it
+//! finishes. The decode matmul applies the RMSNorm before it itself (`Kernels::matmul`'s
+//! `Norm`), and decode attention of a few rows merges its KV splits in the same kernel.
 
 mod flash_tc;
 mod forward;
 mod kernels;
+mod launch;
 mod memory;
 mod mmtc_tile;
 pub mod nvrtc;
@@ -41,10 +45,11 @@ use kernels::{tc_pair_perm, uses_tensor_cores, Kernels, FLASH_SPLIT};
 use memory::{dev, Allocator, DBuf};
 
 /// Rows per forward chunk (chunked prefill): scratch does not grow with ctx × batch.
-/// Chunking never changes results: each row's arithmetic is independent of it. 1024 rather
-/// than 512 fills the H100 better (SmolLM2 8k prefill: invariant 70.8 → 63.2 ms, fast 59.6 →
-/// 45.8 ms) for ~80 MB more scratch and split partials at ctx 8192.
-pub const CHUNK_ROWS: usize = 1024;
+/// Chunking never changes results: each row's arithmetic is independent of it. Larger chunks
+/// fill the H100 better (SmolLM2 8k prefill, invariant / fast: 512 rows 70.8 / 59.6 ms, 1024
+/// rows 63.2 / 45.8, 2048 rows 55.5 / 42.3) for more scratch and split partials (batch 8 at
+/// ctx 8192: high-water 1.90 GB with 1024 rows, 1.99 GB with 2048).
+pub const CHUNK_ROWS: usize = 2048;
 /// Kept rows whose logits are computed per launch (bounds the logits buffer).
 pub const LOGIT_ROWS: usize = 64;
 
@@ -91,6 +96,9 @@ pub(crate) struct State {
     /// Flash split partials: o [CHUNK][n_head][splits][hd], (m, l) [CHUNK][n_head][splits][2].
     pub part_o: DBuf,
     pub part_ml: DBuf,
+    /// Finished split blocks per (query tile, KV head) of a decode flash launch, zeroed;
+    /// the block that merges resets its counter.
+    pub merge_cnt: DBuf,
     pub max_splits: usize,
     /// Naive attention scores [CHUNK][n_head][max_ctx].
     pub scores: DBuf,
@@ -115,6 +123,8 @@ struct DeviceInfo {
     device: String,
     driver: Option<String>,
     arch: String,
+    /// Programmatic dependent launches: sm_90 and newer, unless `TRACECHECK_CUDA_PDL=0`.
+    pdl: bool,
 }
 
 // Large parts are boxed: `AnyBackend` holds this by value.
@@ -182,6 +192,7 @@ impl CudaBackend {
                 device,
                 driver,
                 arch: nvrtc::arch_name(major, minor),
+                pdl: major >= 9 && std::env::var("TRACECHECK_CUDA_PDL").map_or(true, |v| v != "0"),
             }),
             smem_optin,
             baseline: (total - free) as u64,
@@ -269,6 +280,7 @@ impl CudaBackend {
             cfg.n_head / cfg.n_kv_head,
             cfg.head_dim,
             self.smem_optin,
+            self.info.pdl,
         )?));
         Ok(())
     }
@@ -463,6 +475,7 @@ impl Backend for CudaBackend {
             meta: a.alloc(forward::META_INTS * 4, "row metadata")?,
             part_o,
             part_ml,
+            merge_cnt: a.zeros::<u8>(r * cfg.n_kv_head * 4, "flash merge counters", s)?,
             max_splits,
             scores,
             host_logits: self.pinned(LOGIT_ROWS * cfg.vocab)?,

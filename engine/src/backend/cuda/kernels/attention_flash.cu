@@ -285,6 +285,7 @@ extern "C" __global__ void __launch_bounds__(128)
 flash_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
             const float* __restrict__ part_o, const float* __restrict__ part_ml,
             int max_splits, float* __restrict__ out) {
+    pdl_enter();
     const int row = blockIdx.x, h = blockIdx.y;
     const int pos = row_pos[row];
     if (pos < FL_SPLIT) return;  // finished by the flash kernel
@@ -311,6 +312,7 @@ flash_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
         const int* __restrict__ tiles, const int* __restrict__ row_slot,                      \
         const int* __restrict__ row_pos, int qt, float* __restrict__ out,                     \
         float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits) {            \
+        pdl_enter();                                                                          \
         flash_body<HD, KVT>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles, row_slot,  \
                             row_pos, qt, out, part_o, part_ml, max_splits);                  \
     }

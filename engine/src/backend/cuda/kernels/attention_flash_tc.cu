@@ -413,6 +413,80 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
     lB = lB * aB + sumB;
 }
 
+// ---- flash_tc_merge: attention_flash.cu's flash_merge, bit for bit, faster -----------------
+//
+// Same parameters and the same arithmetic per (row, head, dimension e) — from
+// (M, L, O) = (−∞, 0, 0), splits s = 0 … pos/256 in order:
+//   M' = max(M, m_s); a = (M = −∞) ? 0 : tc_exp(M − M'); b = tc_exp(m_s − M')
+//   L = L·a + l_s·b;  O = fmaf(o_s, b, O·a);  M = M'
+//   out = bf16(O / L) (r = 1)
+// — but one warp per (row, head): lane i computes split s0+i's coefficients at once (M before
+// and after each split from an exact prefix max: max is associative), then the warp folds the
+// splits in order (every lane the same L chain; lane i owns dimensions i, i+32, …), loads of
+// part_o independent of the chain. Launch: grid (rows, n_head), block 32; hd ≤ 128. Rows at
+// positions < 256 (finished by the flash kernel) return at once.
+// ft_merge_one is that warp's work for (row, h) at position pos ≥ FT_SPLIT, also run by the
+// flash kernel itself in decode launches (merge_cnt): part_o / part_ml are read with plain
+// loads there, as other blocks of the same launch wrote them.
+__device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int hd, int nh,
+                                             int r, const float* part_o, const float* part_ml,
+                                             int max_splits, float* __restrict__ out,
+                                             int lane) {
+    const int ns = pos / FT_SPLIT + 1;
+    const size_t ps0 = ((size_t)row * nh + h) * max_splits;
+    const float* ml = part_ml + ps0 * 2;
+    const float* po = part_o + ps0 * hd;
+    float M = FT_NEG_INF, L = 0.0f;
+    float O[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dimensions lane + 32i (hd ≤ 128)
+    for (int s0 = 0; s0 < ns; s0 += 32) {
+        const int sl = s0 + lane;
+        const float m = sl < ns ? ml[2 * sl] : FT_NEG_INF;
+        const float l = sl < ns ? ml[2 * sl + 1] : 0.0f;
+        float pm = m;  // max of m over splits s0 … sl
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+            const float v = __shfl_up_sync(TC_FULL_MASK, pm, off);
+            if (lane >= off) pm = fmaxf(pm, v);
+        }
+        const float Mn = fmaxf(M, pm);  // M after split sl
+        float Mp = __shfl_up_sync(TC_FULL_MASK, Mn, 1);
+        if (lane == 0) Mp = M;  // M before split sl
+        const float a = (Mp == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(Mp - Mn);
+        const float b = ft_exp_nonpos(m - Mn);
+        const int cnt = min(32, ns - s0);
+#pragma unroll 8
+        for (int j = 0; j < cnt; ++j) {
+            const float aj = __shfl_sync(TC_FULL_MASK, a, j);
+            const float bj = __shfl_sync(TC_FULL_MASK, b, j);
+            const float lj = __shfl_sync(TC_FULL_MASK, l, j);
+            L = L * aj + lj * bj;
+            const float* oj = po + (size_t)(s0 + j) * hd;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int e = lane + 32 * i;
+                if (e < hd) O[i] = fmaf(oj[e], bj, O[i] * aj);
+            }
+        }
+        M = __shfl_sync(TC_FULL_MASK, Mn, cnt - 1);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int e = lane + 32 * i;
+        if (e < hd) out[(size_t)row * d + h * hd + e] = maybe_round(O[i] / L, r);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(32)
+flash_tc_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
+               const float* __restrict__ part_o, const float* __restrict__ part_ml,
+               int max_splits, float* __restrict__ out) {
+    pdl_enter();
+    const int row = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
+    const int pos = row_pos[row];
+    if (pos < FT_SPLIT) return;
+    ft_merge_one(row, h, pos, d, hd, nh, r, part_o, part_ml, max_splits, out, lane);
+}
+
 // ---- the kernel body -----------------------------------------------------------------------
 
 template <int HD>
@@ -421,7 +495,8 @@ __device__ __forceinline__ void flash_tc_body(
     const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, int max_ctx,
     const int* __restrict__ tiles, const int* __restrict__ row_slot,
     const int* __restrict__ row_pos, int qt, float* __restrict__ out,
-    float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits) {
+    float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits,
+    int* __restrict__ merge_cnt) {
     static_assert(HD % 16 == 0 && HD <= 128, "head dimension");
     using Ly = FtLayout<HD>;
     extern __shared__ __align__(16) unsigned char ft_smem[];
@@ -505,10 +580,10 @@ __device__ __forceinline__ void flash_tc_body(
         }
     }
 
-    if (!active) return;
     // Results: rows with one split write out = O / L; others their split's state.
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
+        if (!active) break;
         const int pr = half ? prB : prA;
         const int pos = half ? posB : posA;
         if (pr >= qg || pos < k_begin) continue;  // padding, or no key in this split
@@ -540,6 +615,29 @@ __device__ __forceinline__ void flash_tc_body(
         }
     }
     (void)qt;
+    // Fused merge (merge_cnt set; the host uses it for decode launches): the last of the
+    // tile's blocks to finish (splits 0 … plast / 256 of this KV head) merges the tile's rows
+    // past one split — ft_merge_one, flash_tc_merge's arithmetic — and resets the counter for
+    // the next launch. The threadfence / atomic pattern of CUDA's threadFenceReduction sample:
+    // every block's partials are visible before it counts.
+    if (merge_cnt == nullptr || plast < FT_SPLIT) return;
+    __shared__ int ft_last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        int* c = merge_cnt + (size_t)blockIdx.x * gridDim.y + kvh;
+        ft_last = atomicAdd(c, 1) == plast / FT_SPLIT;
+        if (ft_last) *c = 0;
+    }
+    __syncthreads();
+    if (!ft_last) return;
+    __threadfence();
+    for (int pr = warp; pr < qg; pr += nthr >> 5) {
+        const int pos = p0 + pr / group;
+        if (pos < FT_SPLIT) continue;
+        ft_merge_one(r0 + pr / group, kvh * group + pr % group, pos, d, HD, nh, r, part_o,
+                     part_ml, max_splits, out, lane);
+    }
 }
 
 #define FLASH_TC_INSTANCE(HD)                                                                 \
@@ -548,9 +646,11 @@ __device__ __forceinline__ void flash_tc_body(
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, int max_ctx,            \
         const int* __restrict__ tiles, const int* __restrict__ row_slot,                      \
         const int* __restrict__ row_pos, int qt, float* __restrict__ out,                     \
-        float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits) {            \
+        float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits,              \
+        int* __restrict__ merge_cnt) {                                                        \
+        pdl_enter();                                                                          \
         flash_tc_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles, row_slot,    \
-                          row_pos, qt, out, part_o, part_ml, max_splits);                     \
+                          row_pos, qt, out, part_o, part_ml, max_splits, merge_cnt);          \
     }
 
 // Head dimensions 16 (tiny), 32, 64 (SmolLM2), 128 (Llama-3).
@@ -559,65 +659,3 @@ FLASH_TC_INSTANCE(32)
 FLASH_TC_INSTANCE(64)
 FLASH_TC_INSTANCE(128)
 
-// ---- flash_tc_merge: attention_flash.cu's flash_merge, bit for bit, faster -----------------
-//
-// Same parameters and the same arithmetic per (row, head, dimension e) — from
-// (M, L, O) = (−∞, 0, 0), splits s = 0 … pos/256 in order:
-//   M' = max(M, m_s); a = (M = −∞) ? 0 : tc_exp(M − M'); b = tc_exp(m_s − M')
-//   L = L·a + l_s·b;  O = fmaf(o_s, b, O·a);  M = M'
-//   out = bf16(O / L) (r = 1)
-// — but one warp per (row, head): lane i computes split s0+i's coefficients at once (M before
-// and after each split from an exact prefix max: max is associative), then the warp folds the
-// splits in order (every lane the same L chain; lane i owns dimensions i, i+32, …), loads of
-// part_o independent of the chain. Launch: grid (rows, n_head), block 32; hd ≤ 128. Rows at
-// positions < 256 (finished by the flash kernel) return at once.
-extern "C" __global__ void __launch_bounds__(32)
-flash_tc_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
-               const float* __restrict__ part_o, const float* __restrict__ part_ml,
-               int max_splits, float* __restrict__ out) {
-    const int row = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
-    const int pos = row_pos[row];
-    if (pos < FT_SPLIT) return;
-    const int ns = pos / FT_SPLIT + 1;
-    const size_t ps0 = ((size_t)row * nh + h) * max_splits;
-    const float* ml = part_ml + ps0 * 2;
-    const float* po = part_o + ps0 * hd;
-    float M = FT_NEG_INF, L = 0.0f;
-    float O[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dimensions lane + 32i (hd ≤ 128)
-    for (int s0 = 0; s0 < ns; s0 += 32) {
-        const int sl = s0 + lane;
-        const float m = sl < ns ? ml[2 * sl] : FT_NEG_INF;
-        const float l = sl < ns ? ml[2 * sl + 1] : 0.0f;
-        float pm = m;  // max of m over splits s0 … sl
-#pragma unroll
-        for (int off = 1; off < 32; off <<= 1) {
-            const float v = __shfl_up_sync(TC_FULL_MASK, pm, off);
-            if (lane >= off) pm = fmaxf(pm, v);
-        }
-        const float Mn = fmaxf(M, pm);  // M after split sl
-        float Mp = __shfl_up_sync(TC_FULL_MASK, Mn, 1);
-        if (lane == 0) Mp = M;  // M before split sl
-        const float a = (Mp == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(Mp - Mn);
-        const float b = ft_exp_nonpos(m - Mn);
-        const int cnt = min(32, ns - s0);
-#pragma unroll 4
-        for (int j = 0; j < cnt; ++j) {
-            const float aj = __shfl_sync(TC_FULL_MASK, a, j);
-            const float bj = __shfl_sync(TC_FULL_MASK, b, j);
-            const float lj = __shfl_sync(TC_FULL_MASK, l, j);
-            L = L * aj + lj * bj;
-            const float* oj = po + (size_t)(s0 + j) * hd;
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int e = lane + 32 * i;
-                if (e < hd) O[i] = fmaf(oj[e], bj, O[i] * aj);
-            }
-        }
-        M = __shfl_sync(TC_FULL_MASK, Mn, cnt - 1);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int e = lane + 32 * i;
-        if (e < hd) out[(size_t)row * d + h * hd + e] = maybe_round(O[i] / L, r);
-    }
-}

@@ -92,6 +92,7 @@ __device__ __forceinline__ void naive_body(
         const KVT* __restrict__ kc, const KVT* __restrict__ vc, int max_ctx,                  \
         const int* __restrict__ row_slot, const int* __restrict__ row_pos,                    \
         float* __restrict__ out, float* __restrict__ scores) {                                \
+        pdl_enter();                                                                          \
         naive_body<HD, KVT>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, row_slot,         \
                             row_pos, out, scores);                                            \
     }

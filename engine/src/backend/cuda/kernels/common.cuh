@@ -82,6 +82,29 @@ __device__ __forceinline__ float tc_exp(float x) {
     return y;
 }
 
+// Programmatic dependent launch (sm_90+; the host sets the launch attribute only there).
+// A kernel launched with it may start while the kernel before it still runs: everything it
+// reads that an earlier kernel wrote must come after pdl_wait() (which returns once every
+// earlier kernel has completed and its writes are visible); kernels call it before their first
+// such read and before their first write. pdl_trigger() lets the next kernel start its own
+// prologue; kernels call it right after pdl_wait(), so at most one kernel waits behind one
+// that runs. Both are no-ops without the attribute and below sm_90.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+// Both, for kernels with nothing to do before their inputs are ready.
+__device__ __forceinline__ void pdl_enter() {
+    pdl_wait();
+    pdl_trigger();
+}
+
 // Sum over a warp by a fixed xor tree (16, 8, 4, 2, 1). a+b == b+a, so every lane ends with
 // the same bits.
 __device__ __forceinline__ float warp_sum(float v) {
@@ -99,6 +122,26 @@ __device__ __forceinline__ float warp_max(float v) {
 // Block-wide sum for a block of NT threads (NT a multiple of 32, at most 1024): each warp by
 // the xor tree, then the warp totals in warp order (every thread computes the same sum).
 // `red` holds 32 floats of shared memory; the call ends with a barrier so `red` can be reused.
+// 1 / sqrt(mean(x²) + eps) of one row of d values, computed by one warp (every lane ends with
+// the same bits): lane l accumulates x[e]² for e = l + 32j, with fmaf in order of j, into
+// accumulator j % 4 (four chains: a 4096-wide row is 32 steps per chain, not 128), then
+// (a0 + a1) + (a2 + a3), then warp_sum's xor tree; 1/sqrt with both operations IEEE-rounded
+// (no rsqrtf: it is approximate). The one RMSNorm order of every kernel (rmsnorm.cu and the
+// norm fused into matmul.cu's mmtc_bf16_dec).
+__device__ __forceinline__ float rms_inv(const float* xr, int d, float eps, int lane) {
+    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int e = lane;
+    for (; e + 96 < d; e += 128) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) a[c] = fmaf(xr[e + 32 * c], xr[e + 32 * c], a[c]);
+    }
+#pragma unroll
+    for (int c = 0; c < 3; ++c)
+        if (e + 32 * c < d) a[c] = fmaf(xr[e + 32 * c], xr[e + 32 * c], a[c]);
+    const float ss = warp_sum((a[0] + a[1]) + (a[2] + a[3]));
+    return 1.0f / sqrtf(ss / (float)d + eps);
+}
+
 template <int NT>
 __device__ __forceinline__ float block_sum(float v, float* red) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

@@ -7,6 +7,7 @@ template <typename WT>
 __device__ __forceinline__ void embed_body(const int* __restrict__ tokens,
                                            const WT* __restrict__ table, int d,
                                            float* __restrict__ x) {
+    pdl_enter();
     const int i = blockIdx.x;
     const WT* row = table + (size_t)tokens[i] * d;
     for (int e = threadIdx.x; e < d; e += blockDim.x) x[(size_t)i * d + e] = load_elem(row, e);

@@ -12,6 +12,7 @@
 
 extern "C" __global__ void __launch_bounds__(256)
 to_bf16(const float* __restrict__ x, long long n, bf16_t* __restrict__ y) {
+    pdl_enter();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
 }
@@ -28,6 +29,7 @@ epi_apply(const float* __restrict__ acc, int n, int m, int epi, int r, float* __
           const int* __restrict__ row_slot, const int* __restrict__ row_pos,
           const float* __restrict__ cos_t, const float* __restrict__ sin_t, int d, int kv,
           int hd, int max_ctx, int perm) {
+    pdl_enter();
     const int i = blockIdx.y;
     const int j = 2 * (blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= n || j >= m) return;

@@ -87,6 +87,7 @@ __device__ __forceinline__ void mm_body(const float* __restrict__ x, int n, int 
         const int* __restrict__ row_slot, const int* __restrict__ row_pos,                    \
         const float* __restrict__ cos_t, const float* __restrict__ sin_t, int d, int kv,      \
         int hd, int max_ctx) {                                                                \
+        pdl_enter();                                                                          \
         mm_body<R, WT, WT>(x, n, k, w, m, epi, r, out, ldo, kc, vc, row_slot, row_pos, cos_t, \
                            sin_t, d, kv, hd, max_ctx);                                        \
     }
@@ -113,7 +114,8 @@ MM_INSTANCE(8, float, f32)
 //   the blocks form TC_SEGS = 8 fixed segments, segment s = blocks [s·nb/8, (s+1)·nb/8);
 //   seg_s = the mma chain over its blocks from 0; out = (…((seg_0 + seg_1) + seg_2) …) + seg_7.
 // mmtc_*_dec (n ≤ 8): a block of TC_SEGS warps per 16 weight rows, warp s computes seg_s of
-//   all n rows, then the segments are added in order (decode: many blocks, short chains).
+//   all n rows, then the segments are added in order (decode: many blocks, short chains);
+//   it may also apply the RMSNorm before it (see the kernel).
 // mmtc_*_pre: a warp per 16 weight rows × 32 activation rows walks the segments in order
 //   (prefill: each weight fragment feeds four mma).
 // The epilogues are matmul.cu's. For the paired epilogues (EPI_QKV, EPI_SWIGLU) the host
@@ -194,24 +196,80 @@ __device__ __forceinline__ void tc_epilogue(const float (&v)[4], int i0, int j0,
         const float *__restrict__ sin_t, int d, int kv, int hd, int max_ctx
 #define MMTC_EPI_ARGS out, ldo, kc, vc, row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx
 
-extern "C" __global__ void __launch_bounds__(32 * TC_SEGS) mmtc_bf16_dec(MMTC_PARAMS) {
-    __shared__ float red[TC_SEGS][32][4];
+// B fragments of one k32 block for activation row `xr` normalised on the fly: the values
+// rmsnorm.cu would store, (x · inv) · w rounded to bf16 (bf16 runs), so the same bits.
+__device__ __forceinline__ void load_b_norm(const float* __restrict__ xr,
+                                            const float* __restrict__ nw, float inv, int t,
+                                            unsigned (&b)[4]) {
+    const float4 u = *reinterpret_cast<const float4*>(xr + t * 8);
+    const float4 v = *reinterpret_cast<const float4*>(xr + t * 8 + 4);
+    const float4 wu = __ldg(reinterpret_cast<const float4*>(nw + t * 8));
+    const float4 wv = __ldg(reinterpret_cast<const float4*>(nw + t * 8) + 1);
+    b[0] = pack_bf16x2((u.x * inv) * wu.x, (u.y * inv) * wu.y);
+    b[1] = pack_bf16x2((u.z * inv) * wu.z, (u.w * inv) * wu.w);
+    b[2] = pack_bf16x2((v.x * inv) * wv.x, (v.y * inv) * wv.y);
+    b[3] = pack_bf16x2((v.z * inv) * wv.z, (v.w * inv) * wv.w);
+}
+
+// mmtc_bf16_dec / mmtc_bf16_dec_w: the decode matmul with two decode-only extras after
+// MMTC_PARAMS:
+//   norm_w (nullable): x holds the residual stream and the kernel applies RMSNorm (weights
+//     norm_w, epsilon eps) to its rows first — rmsnorm.cu's arithmetic (rms_inv per row by one
+//     warp, then (x · inv) · w rounded to bf16), so the bits equal rmsnorm + this matmul;
+//   x_rows (nullable): activation row i is x row x_rows[i] (the kept rows of the logits).
+// A warp walks its segment in batches of U k32 blocks: the batch's weights are loaded first
+// (U · 32 bytes in flight per lane), then its U mma_block in order — the order of the
+// contract. The first batch is loaded before pdl_wait: no kernel writes weights, so those
+// loads overlap the end of the kernel before. U = 4 (mmtc_bf16_dec), 8 for long rows
+// (mmtc_bf16_dec_w: more bytes in flight where a step streams gigabytes).
+template <int U>
+__device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ norm_w,
+                                         const int* __restrict__ x_rows, float eps,
+                                         float (&red)[TC_SEGS][32][4], float (&inv_s)[8]) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int j0 = blockIdx.x * 16, i0 = blockIdx.y * 8;
     const int nb = k >> 5;
-    const bf16_t* w0 = w + (size_t)min(j0 + g, m - 1) * k;
-    const bf16_t* w1 = w + (size_t)min(j0 + g + 8, m - 1) * k;
-    const float* xr = x + (size_t)min(i0 + g, n - 1) * k;
+    const bf16_t* w0 = w + (size_t)min(j0 + g, m - 1) * k + t * 8;
+    const bf16_t* w1 = w + (size_t)min(j0 + g + 8, m - 1) * k + t * 8;
+    const int kb0 = seg_begin(warp, nb), b_end = seg_begin(warp + 1, nb);
+    uint4 pa[U], pb[U];
+    auto load_batch = [&](int kb) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (kb + u < b_end) {
+                pa[u] = __ldg(reinterpret_cast<const uint4*>(w0 + (kb + u) * 32));
+                pb[u] = __ldg(reinterpret_cast<const uint4*>(w1 + (kb + u) * 32));
+            }
+        }
+    };
+    load_batch(kb0);
+    pdl_enter();
+    const int gi = min(g, n - 1 - i0);  // rows past n read row n - 1 and are never stored
+    const float* xr = x + (size_t)(x_rows ? x_rows[i0 + gi] : i0 + gi) * k;
+    float inv = 0.0f;
+    if (norm_w) {
+        if (i0 + warp < n) {
+            const int iw = i0 + warp;
+            inv_s[warp] = rms_inv(x + (size_t)(x_rows ? x_rows[iw] : iw) * k, k, eps, lane);
+        }
+        __syncthreads();
+        inv = inv_s[gi];
+    }
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const int b_end = seg_begin(warp + 1, nb);
-#pragma unroll 4
-    for (int kb = seg_begin(warp, nb); kb < b_end; ++kb) {
-        const uint4 a0 = __ldg(reinterpret_cast<const uint4*>(w0 + kb * 32 + t * 8));
-        const uint4 a1 = __ldg(reinterpret_cast<const uint4*>(w1 + kb * 32 + t * 8));
-        unsigned b[4];
-        load_b(xr + kb * 32, t, b);
-        mma_block(c, a0, a1, b);
+    for (int kb = kb0; kb < b_end; kb += U) {
+        if (kb != kb0) load_batch(kb);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (kb + u < b_end) {
+                unsigned b[4];
+                if (norm_w)
+                    load_b_norm(xr + (kb + u) * 32, norm_w + (kb + u) * 32, inv, t, b);
+                else
+                    load_b(xr + (kb + u) * 32, t, b);
+                mma_block(c, pa[u], pb[u], b);
+            }
+        }
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) red[warp][lane][e] = c[e];
@@ -227,7 +285,19 @@ extern "C" __global__ void __launch_bounds__(32 * TC_SEGS) mmtc_bf16_dec(MMTC_PA
     tc_epilogue(v, i0, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
 }
 
+#define DEC_INSTANCE(NAME, U)                                                                  \
+    extern "C" __global__ void __launch_bounds__(32 * TC_SEGS)                                 \
+        NAME(MMTC_PARAMS, const float* __restrict__ norm_w, const int* __restrict__ x_rows,   \
+             float eps) {                                                                      \
+        __shared__ float red[TC_SEGS][32][4];                                                  \
+        __shared__ float inv_s[8];                                                             \
+        dec_body<U>(x, n, k, w, m, epi, r, MMTC_EPI_ARGS, norm_w, x_rows, eps, red, inv_s);   \
+    }
+DEC_INSTANCE(mmtc_bf16_dec, 4)
+DEC_INSTANCE(mmtc_bf16_dec_w, 8)
+
 extern "C" __global__ void __launch_bounds__(128) mmtc_bf16_pre(MMTC_PARAMS) {
+    pdl_enter();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int j0 = (blockIdx.x * 4 + warp) * 16, i0 = blockIdx.y * 32;
@@ -376,6 +446,7 @@ __device__ __forceinline__ void p2_block(float (&acc)[2][4][4], const unsigned c
 
 extern "C" __global__ void __launch_bounds__(P2_THREADS, 1) mmtc_bf16_pre2(MMTC_PARAMS) {
     extern __shared__ __align__(16) unsigned char p2_smem[];
+    pdl_enter();
     static_assert(TC_SEGS == 2 * P2_KG, "each k group holds two segments");
     static_assert(P2_GT == 128, "the copy mapping below assumes 128 threads per k group");
     static_assert(P2_BM == 64 && P2_BN == 64, "the copy mapping below assumes 64 × 64 tiles");

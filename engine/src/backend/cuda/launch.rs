@@ -1,0 +1,87 @@
+//! Kernel launches through `cuLaunchKernelEx`, optionally as programmatic dependent launches
+//! (PDL, sm_90+): the kernel may start while the one before it on the stream still runs, and
+//! waits for it in the kernel (`pdl_wait` in common.cuh, which every kernel calls before it
+//! reads what an earlier kernel wrote). A decode step is ~200 short dependent kernels; PDL
+//! overlaps each one's launch and weight prefetch with the tail of the previous one. Inside a
+//! stream capture the attribute becomes a programmatic edge of the CUDA graph.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+
+use cudarc::driver::sys;
+use cudarc::driver::{CudaFunction, CudaStream, DeviceRepr};
+
+use crate::backend::BackendError;
+
+use super::memory::dev;
+
+/// One launch's function, stream and parameters (pointers to values that outlive it).
+pub(super) struct Launch<'a> {
+    stream: &'a CudaStream,
+    func: &'a CudaFunction,
+    args: Vec<*mut c_void>,
+    _args: PhantomData<&'a ()>,
+}
+
+impl<'a> Launch<'a> {
+    pub fn new(stream: &'a CudaStream, func: &'a CudaFunction) -> Self {
+        Launch {
+            stream,
+            func,
+            args: Vec::with_capacity(24),
+            _args: PhantomData,
+        }
+    }
+
+    /// The next kernel parameter, by reference (the driver copies it at launch).
+    pub fn arg<T: DeviceRepr>(&mut self, v: &'a T) -> &mut Self {
+        self.args.push(v as *const T as *mut c_void);
+        self
+    }
+
+    /// Launches with `grid` × `block` threads and `smem` bytes of dynamic shared memory; `pdl`
+    /// allows the kernel to start before the previous one on the stream has finished.
+    ///
+    /// # Safety
+    /// The parameters must be exactly the kernel's, in order and with its types (device
+    /// pointers as u64, int as i32, float as f32), and every buffer must be large enough for
+    /// the launch shape; with `pdl` the kernel must call `pdl_wait` before touching anything
+    /// an earlier kernel writes.
+    pub unsafe fn run(
+        mut self,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        pdl: bool,
+        what: &str,
+    ) -> Result<(), BackendError> {
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(|e| dev("binding the CUDA context", e))?;
+        // SAFETY: zero is a valid bit pattern for the attribute (a plain C union).
+        let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: pdl as u32,
+        };
+        sys::cuLaunchKernelEx(
+            &cfg,
+            self.func.cu_function(),
+            self.args.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+        .result()
+        .map_err(|e| dev(&format!("launching {what}"), e))
+    }
+}
