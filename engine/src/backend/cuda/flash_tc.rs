@@ -11,6 +11,10 @@
 //! and the tile alignment never change a row's bits (see the `.cu` header), so the host may
 //! launch a decode chunk with the `qt` it actually needs (1: one warp per block), as long as
 //! the block has [`flash_tc_threads`]`(qt, group)` threads for that `qt`.
+//!
+//! Decode launches (one position per tile, few blocks) may use `flash_tc_dec_bf16_hd*`
+//! instead: the same parameters and bits, a warp per 64-key tile of a split
+//! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`]).
 
 /// Head dimensions the kernel is instantiated for.
 pub const FLASH_TC_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
@@ -63,6 +67,16 @@ pub fn flash_tc_smem_bytes(qt: usize, group: usize, hd: usize) -> usize {
     2 * 2 * FLASH_TC_TILE * (hd + 8) * 2
 }
 
+/// Threads of a `flash_tc_dec_bf16_hd*` block: a warp per 64-key tile of a split.
+pub const FLASH_TC_DEC_THREADS: u32 = 128;
+
+/// Dynamic shared memory (bytes) of one `flash_tc_dec_bf16_hd*` block: the split's four K/V
+/// tiles (rows padded as above), P of every tile (4 × 32 lanes × 16 words) and three values per
+/// tile and row (4 × 16 × 3 floats). Over 48 KiB: the host raises the function's limit.
+pub fn flash_tc_dec_smem_bytes(hd: usize) -> usize {
+    4 * 2 * FLASH_TC_TILE * (hd + 8) * 2 + 4 * 32 * 16 * 4 + 3 * 4 * 16 * 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +96,9 @@ mod tests {
         assert_eq!(flash_tc_threads(1, 3), 32);
         assert_eq!(flash_tc_smem_bytes(16, 3, 64), 36864);
         assert_eq!(flash_tc_smem_bytes(1, 4, 128), 69632);
+        // Decode kernel: 4 tiles of K and V, P and the row values.
+        assert_eq!(flash_tc_dec_smem_bytes(64), 73728 + 8192 + 768);
+        assert!(flash_tc_dec_smem_bytes(128) <= 227 * 1024);
         for g in 1..=128 {
             for hd in FLASH_TC_HEAD_DIMS {
                 let qt = flash_tc_qt(g, hd);

@@ -295,23 +295,10 @@ __device__ __forceinline__ void ft_scores(unsigned sk, const unsigned (&qa)[HD /
     }
 }
 
-// One 64-key tile for one warp's 16 rows. Lane (g, t) = (lane / 4, lane % 4) holds rows
-// A = g and B = g + 8 of the warp's tile. MASK = false only when every key of the tile is ≤
-// both rows' positions for the whole warp (the mask is then all-true: same arithmetic).
-template <int HD, bool MASK>
-__device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD / 16][4],
-                                        float (&o)[HD / 8][4], float& mA, float& mB, float& lA,
-                                        float& lB, int posA, int posB, int t0, float scale,
-                                        int lane) {
-    using Ly = FtLayout<HD>;
-    const unsigned sk = stage;
-    const unsigned sv = sk + Ly::TILE * 2;
-
-    float s[8][4];
-    ft_scores<HD, MASK>(sk, qa, s, posA, posB, t0, scale, lane);
-
-    // The tile max of each row: own values, then the quad (exact in any order).
-    float mxA = FT_NEG_INF, mxB = FT_NEG_INF;
+// The tile max of each row of s: own values, then the quad (exact in any order).
+__device__ __forceinline__ void ft_row_max(const float (&s)[8][4], float& mxA, float& mxB) {
+    mxA = FT_NEG_INF;
+    mxB = FT_NEG_INF;
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
         mxA = fmaxf(mxA, fmaxf(s[n][0], s[n][1]));
@@ -321,17 +308,22 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
     mxB = fmaxf(mxB, __shfl_xor_sync(TC_FULL_MASK, mxB, 1));
     mxA = fmaxf(mxA, __shfl_xor_sync(TC_FULL_MASK, mxA, 2));
     mxB = fmaxf(mxB, __shfl_xor_sync(TC_FULL_MASK, mxB, 2));
-    const float nA = fmaxf(mA, mxA), nB = fmaxf(mB, mxB);
-    const float aA = (mA == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(mA - nA);
-    const float aB = (mB == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(mB - nB);
+}
+
+// From the tile's scores s, its row maxima and the state's M (mA, mB, before the tile): the new
+// maxima nA, nB (m'), the rescale factors aA, aB of O and L, P = bf16(e^(s − m')) packed in
+// pairs (pk[n][0] = row A keys 8n+2t, +1; pk[n][1] = row B) and the quad-reduced row sums σ.
+__device__ __forceinline__ void ft_probs(const float (&s)[8][4], float mA, float mB, float mxA,
+                                         float mxB, unsigned (&pk)[8][2], float& nA, float& nB,
+                                         float& aA, float& aB, float& sumA, float& sumB) {
+    nA = fmaxf(mA, mxA);
+    nB = fmaxf(mB, mxB);
+    aA = (mA == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(mA - nA);
+    aB = (mB == FT_NEG_INF) ? 0.0f : ft_exp_nonpos(mB - nB);
     // The subtrahend: m', or 0 for a row with no valid key yet (m' = −∞), so a masked
     // s = −∞ gives e^(−∞) = 0 without a NaN; a valid s has s − m' ≤ 0 exactly.
     const float zA = (nA == FT_NEG_INF) ? 0.0f : nA;
     const float zB = (nB == FT_NEG_INF) ? 0.0f : nB;
-
-    // P = bf16(e^(s − m')) (0 where masked), packed in pairs: pk[n][0] = row A keys 8n+2t,
-    // +1; pk[n][1] = row B.
-    unsigned pk[8][2];
 #if FT_FAST_EXP
     // Fast values, four at a time (group n = S tile n); a group with a value near a bf16
     // rounding midpoint in some lane is redone with tc_exp in that lane (rare: about 5 in
@@ -360,6 +352,62 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
         pk[n][1] = ft_pack(ft_exp_nonpos(s[n][2] - zB), ft_exp_nonpos(s[n][3] - zB));
     }
 #endif
+    // The row sums add the rounded values in (n, c) order, then the quad tree.
+    sumA = 0.0f;
+    sumB = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+        sumA = sumA + ft_lo(pk[n][0]);
+        sumA = sumA + ft_hi(pk[n][0]);
+        sumB = sumB + ft_lo(pk[n][1]);
+        sumB = sumB + ft_hi(pk[n][1]);
+    }
+    sumA = sumA + __shfl_xor_sync(TC_FULL_MASK, sumA, 1);
+    sumB = sumB + __shfl_xor_sync(TC_FULL_MASK, sumB, 1);
+    sumA = sumA + __shfl_xor_sync(TC_FULL_MASK, sumA, 2);
+    sumB = sumB + __shfl_xor_sync(TC_FULL_MASK, sumB, 2);
+}
+
+// O += P·V for dimension group dp (dims 16dp … 16dp+15: o2[0] = dims +0‥7, o2[1] = +8‥15),
+// the mma chain over key steps kk (keys 16kk … 16kk+15) in order; A fragment = S tiles 2kk
+// (a0 row A, a1 row B) and 2kk+1 (a2 row A, a3 row B).
+template <int HD>
+__device__ __forceinline__ void ft_pv(unsigned sv, const unsigned (&pk)[8][2], int dp,
+                                      float (&o0)[4], float (&o1)[4], int lane) {
+    using Ly = FtLayout<HD>;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        const unsigned pa[4] = {pk[2 * kk][0], pk[2 * kk][1], pk[2 * kk + 1][0],
+                                pk[2 * kk + 1][1]};
+        // Transposed matrices: (keys 16kk+0‥7, dims 16dp+0‥7), (keys +8, dims +0),
+        // (keys +0, dims +8), (keys +8, dims +8) → b0, b1 of dim tile 2dp, then 2dp+1.
+        const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        const int dim = dp * 16 + ((lane >> 4) << 3);
+        unsigned b[4];
+        ft_ldmatrix_x4_trans(b, sv + (unsigned)((key * Ly::LD + dim) * 2));
+        ft_mma(o0, pa, b[0], b[1]);
+        ft_mma(o1, pa, b[2], b[3]);
+    }
+}
+
+// One 64-key tile for one warp's 16 rows. Lane (g, t) = (lane / 4, lane % 4) holds rows
+// A = g and B = g + 8 of the warp's tile. MASK = false only when every key of the tile is ≤
+// both rows' positions for the whole warp (the mask is then all-true: same arithmetic).
+template <int HD, bool MASK>
+__device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD / 16][4],
+                                        float (&o)[HD / 8][4], float& mA, float& mB, float& lA,
+                                        float& lB, int posA, int posB, int t0, float scale,
+                                        int lane) {
+    using Ly = FtLayout<HD>;
+    const unsigned sk = stage;
+    const unsigned sv = sk + Ly::TILE * 2;
+
+    float s[8][4];
+    ft_scores<HD, MASK>(sk, qa, s, posA, posB, t0, scale, lane);
+    float mxA, mxB, nA, nB, aA, aB, sumA, sumB;
+    ft_row_max(s, mxA, mxB);
+    unsigned pk[8][2];
+    ft_probs(s, mA, mB, mxA, mxB, pk, nA, nB, aA, aB, sumA, sumB);
 
     // O·a. O·a is O itself, bit for bit, when a = 1, and when M = −∞ (O is ±0 then and a = 0:
     // ±0 · 0 keeps the sign): the warp skips the multiplies when that holds for all its rows.
@@ -377,38 +425,8 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
     }
     mA = nA;
     mB = nB;
-
-    // The row sums add the rounded values in (n, c) order.
-    float sumA = 0.0f, sumB = 0.0f;
 #pragma unroll
-    for (int n = 0; n < 8; ++n) {
-        sumA = sumA + ft_lo(pk[n][0]);
-        sumA = sumA + ft_hi(pk[n][0]);
-        sumB = sumB + ft_lo(pk[n][1]);
-        sumB = sumB + ft_hi(pk[n][1]);
-    }
-    // O += P·V per key step kk (keys 16kk … 16kk+15), A fragment = S tiles 2kk (a0 row A, a1
-    // row B) and 2kk+1 (a2 row A, a3 row B).
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        const unsigned pa[4] = {pk[2 * kk][0], pk[2 * kk][1], pk[2 * kk + 1][0],
-                                pk[2 * kk + 1][1]};
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; ++dp) {
-            // Transposed matrices: (keys 16kk+0‥7, dims 16dp+0‥7), (keys +8, dims +0),
-            // (keys +0, dims +8), (keys +8, dims +8) → b0, b1 of dim tile 2dp, then 2dp+1.
-            const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-            const int dim = dp * 16 + ((lane >> 4) << 3);
-            unsigned b[4];
-            ft_ldmatrix_x4_trans(b, sv + (unsigned)((key * Ly::LD + dim) * 2));
-            ft_mma(o[2 * dp], pa, b[0], b[1]);
-            ft_mma(o[2 * dp + 1], pa, b[2], b[3]);
-        }
-    }
-    sumA = sumA + __shfl_xor_sync(TC_FULL_MASK, sumA, 1);
-    sumB = sumB + __shfl_xor_sync(TC_FULL_MASK, sumB, 1);
-    sumA = sumA + __shfl_xor_sync(TC_FULL_MASK, sumA, 2);
-    sumB = sumB + __shfl_xor_sync(TC_FULL_MASK, sumB, 2);
+    for (int dp = 0; dp < HD / 16; ++dp) ft_pv<HD>(sv, pk, dp, o[2 * dp], o[2 * dp + 1], lane);
     lA = lA * aA + sumA;
     lB = lB * aB + sumB;
 }
@@ -487,7 +505,65 @@ flash_tc_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
     ft_merge_one(row, h, pos, d, hd, nh, r, part_o, part_ml, max_splits, out, lane);
 }
 
-// ---- the kernel body -----------------------------------------------------------------------
+// ---- the kernel bodies ---------------------------------------------------------------------
+
+// Q fragments of pair-rows prA, prB (position r0 + pr / group, head kvh · group + pr % group):
+// exact bf16 conversions; rows past qg (padding) are 0.
+template <int HD>
+__device__ __forceinline__ void ft_load_q(const float* __restrict__ q, int d, int r0, int kvh,
+                                          int group, int qg, int prA, int prB, int t,
+                                          unsigned (&qa)[HD / 16][4]) {
+    const float* qA = q + (size_t)(r0 + prA / group) * d + (kvh * group + prA % group) * HD;
+    const float* qB = q + (size_t)(r0 + prB / group) * d + (kvh * group + prB % group) * HD;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+        const int e = kk * 16 + 2 * t;
+        float2 x0 = make_float2(0.0f, 0.0f), x1 = x0, x2 = x0, x3 = x0;
+        if (prA < qg) {
+            x0 = *reinterpret_cast<const float2*>(qA + e);
+            x2 = *reinterpret_cast<const float2*>(qA + e + 8);
+        }
+        if (prB < qg) {
+            x1 = *reinterpret_cast<const float2*>(qB + e);
+            x3 = *reinterpret_cast<const float2*>(qB + e + 8);
+        }
+        qa[kk][0] = ft_pack(x0.x, x0.y);
+        qa[kk][1] = ft_pack(x1.x, x1.y);
+        qa[kk][2] = ft_pack(x2.x, x2.y);
+        qa[kk][3] = ft_pack(x3.x, x3.y);
+    }
+}
+
+// Fused merge (merge_cnt set; the host uses it for decode launches of a few rows): the last of
+// the tile's blocks to finish (splits 0 … plast / 256 of this KV head) merges the tile's rows
+// past one split — ft_merge_one, flash_tc_merge's arithmetic — and resets the counter for the
+// next launch. The threadfence / atomic pattern of CUDA's threadFenceReduction sample: every
+// block's partials are visible before it counts. Every thread of the block calls this.
+__device__ __forceinline__ void ft_fused_merge(int* __restrict__ merge_cnt, int p0, int plast,
+                                               int r0, int qg, int group, int kvh, int d,
+                                               int hd, int nh, int r, const float* part_o,
+                                               const float* part_ml, int max_splits,
+                                               float* __restrict__ out) {
+    if (merge_cnt == nullptr || plast < FT_SPLIT) return;
+    __shared__ int ft_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* c = merge_cnt + (size_t)blockIdx.x * gridDim.y + kvh;
+        ft_last = atomicAdd(c, 1) == plast / FT_SPLIT;
+        if (ft_last) *c = 0;
+    }
+    __syncthreads();
+    if (!ft_last) return;
+    __threadfence();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int pr = warp; pr < qg; pr += blockDim.x >> 5) {
+        const int pos = p0 + pr / group;
+        if (pos < FT_SPLIT) continue;
+        ft_merge_one(r0 + pr / group, kvh * group + pr % group, pos, d, hd, nh, r, part_o,
+                     part_ml, max_splits, out, lane);
+    }
+}
 
 template <int HD>
 __device__ __forceinline__ void flash_tc_body(
@@ -532,29 +608,8 @@ __device__ __forceinline__ void flash_tc_body(
     const int wpos_min = p0 + w0 / group;
     const int wpos_max = p0 + (min(w0 + 15, qg - 1)) / group;
 
-    // Q fragments (exact bf16 conversions; padding rows 0).
     unsigned qa[HD / 16][4];
-    {
-        const float* qA = q + (size_t)(r0 + prA / group) * d + (kvh * group + prA % group) * HD;
-        const float* qB = q + (size_t)(r0 + prB / group) * d + (kvh * group + prB % group) * HD;
-#pragma unroll
-        for (int kk = 0; kk < HD / 16; ++kk) {
-            const int e = kk * 16 + 2 * t;
-            float2 x0 = make_float2(0.0f, 0.0f), x1 = x0, x2 = x0, x3 = x0;
-            if (prA < qg) {
-                x0 = *reinterpret_cast<const float2*>(qA + e);
-                x2 = *reinterpret_cast<const float2*>(qA + e + 8);
-            }
-            if (prB < qg) {
-                x1 = *reinterpret_cast<const float2*>(qB + e);
-                x3 = *reinterpret_cast<const float2*>(qB + e + 8);
-            }
-            qa[kk][0] = ft_pack(x0.x, x0.y);
-            qa[kk][1] = ft_pack(x1.x, x1.y);
-            qa[kk][2] = ft_pack(x2.x, x2.y);
-            qa[kk][3] = ft_pack(x3.x, x3.y);
-        }
-    }
+    ft_load_q<HD>(q, d, r0, kvh, group, qg, prA, prB, t, qa);
 
     float o[HD / 8][4];
 #pragma unroll
@@ -615,42 +670,217 @@ __device__ __forceinline__ void flash_tc_body(
         }
     }
     (void)qt;
-    // Fused merge (merge_cnt set; the host uses it for decode launches): the last of the
-    // tile's blocks to finish (splits 0 … plast / 256 of this KV head) merges the tile's rows
-    // past one split — ft_merge_one, flash_tc_merge's arithmetic — and resets the counter for
-    // the next launch. The threadfence / atomic pattern of CUDA's threadFenceReduction sample:
-    // every block's partials are visible before it counts.
-    if (merge_cnt == nullptr || plast < FT_SPLIT) return;
-    __shared__ int ft_last;
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) {
-        int* c = merge_cnt + (size_t)blockIdx.x * gridDim.y + kvh;
-        ft_last = atomicAdd(c, 1) == plast / FT_SPLIT;
-        if (ft_last) *c = 0;
-    }
-    __syncthreads();
-    if (!ft_last) return;
-    __threadfence();
-    for (int pr = warp; pr < qg; pr += nthr >> 5) {
-        const int pos = p0 + pr / group;
-        if (pos < FT_SPLIT) continue;
-        ft_merge_one(r0 + pr / group, kvh * group + pr % group, pos, d, HD, nh, r, part_o,
-                     part_ml, max_splits, out, lane);
-    }
+    ft_fused_merge(merge_cnt, p0, plast, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
+                   max_splits, out);
 }
 
+// ---- flash_tc_dec: decode launches, the tiles of a split side by side ----------------------
+//
+// flash_tc_dec_bf16_hd*: the same parameters, grid and results as flash_tc_bf16_hd* for
+// launches whose query tiles are one position each (decode; the kernel traps otherwise),
+// block FT_DEC_THREADS, dynamic shared memory flash_tc_dec_smem_bytes (flash_tc.rs). Every
+// value it produces has the bits flash_tc_body gives the row: the per-row sequence
+// (M, L, O) ← tile 0, tile 1, … of the split is the same, but the work that does not depend
+// on the sequence runs in parallel. Warp w takes tile w of the split (up to 4 tiles of 64
+// keys, all loaded at once):
+//   1. S and the tile maxima mx_w (ft_scores, ft_row_max: what ft_tile computes for tile w);
+//   2. M before tile w = fmaxf(…fmaxf(−∞, mx_0)…, mx_{w−1}) — the running M of the sequential
+//      form, bit for bit (max is exact) — then ft_probs: m', a_w, P_w, σ_w exactly as ft_tile;
+//   3. the chains that do depend on the order, in tile order: L = L·a_w + σ_w (every warp, the
+//      same values), and O = (O·a_w) + P_w·V_w as ft_pv's mma chain, warp w owning dimension
+//      groups dp ≡ w (mod 4). O·a_w is always multiplied: ft_tile skips it only where it is
+//      the identity (a = 1, or M = −∞ with O = ±0), so the bits are the same.
+// The tile skip and MASK choice of flash_tc_body: with one position every tile of the split
+// starts at or before it (kept), MASK = false exactly when the whole tile is ≤ the position.
+#define FT_DEC_WARPS 4
+#define FT_DEC_THREADS (32 * FT_DEC_WARPS)
+
+template <int HD>
+__device__ __forceinline__ void flash_tc_dec_body(
+    const float* __restrict__ q, int d, int kv, int group, int nh, float scale, int r,
+    const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, int max_ctx,
+    const int* __restrict__ tiles, const int* __restrict__ row_slot,
+    const int* __restrict__ row_pos, float* __restrict__ out, float* __restrict__ part_o,
+    float* __restrict__ part_ml, int max_splits, int* __restrict__ merge_cnt) {
+    static_assert(FT_SPLIT == FT_DEC_WARPS * FT_TILE, "a warp per tile of the split");
+    using Ly = FtLayout<HD>;
+    extern __shared__ __align__(16) unsigned char ft_smem[];
+    // Shared: the split's K/V tiles (FT_DEC_WARPS stages), then P of every tile
+    // [tile][lane][16] and the per-row values [tile][16 rows]: mx, a, σ.
+    unsigned* p_sh = reinterpret_cast<unsigned*>(ft_smem + FT_DEC_WARPS * Ly::STAGE * 2);
+    float* mx_sh = reinterpret_cast<float*>(p_sh + FT_DEC_WARPS * 32 * 16);
+    float* a_sh = mx_sh + FT_DEC_WARPS * 16;
+    float* sum_sh = a_sh + FT_DEC_WARPS * 16;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int r0 = tiles[2 * blockIdx.x];
+    if (tiles[2 * blockIdx.x + 1] != 1 || group > 16) __trap();  // one position per tile
+    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int slot = row_slot[r0], pos = row_pos[r0];
+    const int k_begin = split * FT_SPLIT;
+    if (k_begin > pos) return;  // the row does not reach this split
+    const int qg = group;       // pair-rows: the group's query heads at one position
+    const int k_end = min(k_begin + FT_SPLIT, pos + 1);
+    const int ntiles = (k_end - k_begin + FT_TILE - 1) / FT_TILE;
+    const size_t base = (size_t)slot * max_ctx * kv + (size_t)kvh * HD;
+    const unsigned sbase = ft_smem_addr(ft_smem);
+    for (int i = 0; i < ntiles; ++i)
+        ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv, k_begin + i * FT_TILE,
+                         k_end, tid, blockDim.x);
+    ft_cp_async_commit();
+
+    const int prA = g, prB = g + 8;
+    const int posA = prA < qg ? pos : -1;
+    const int posB = prB < qg ? pos : -1;
+    unsigned qa[HD / 16][4];
+    ft_load_q<HD>(q, d, r0, kvh, group, qg, prA, prB, t, qa);
+    ft_cp_async_wait<0>();
+    __syncthreads();
+
+    // 1. Scores and maxima of tile `warp`.
+    const bool mine = warp < ntiles;
+    const int t0 = k_begin + warp * FT_TILE;
+    const unsigned stage = sbase + warp * (Ly::STAGE * 2);
+    float s[8][4];
+    float mxA = FT_NEG_INF, mxB = FT_NEG_INF;
+    if (mine) {
+        if (t0 + FT_TILE - 1 <= pos)
+            ft_scores<HD, false>(stage, qa, s, posA, posB, t0, scale, lane);
+        else
+            ft_scores<HD, true>(stage, qa, s, posA, posB, t0, scale, lane);
+        ft_row_max(s, mxA, mxB);
+        if (t == 0) {
+            mx_sh[warp * 16 + g] = mxA;
+            mx_sh[warp * 16 + g + 8] = mxB;
+        }
+    }
+    __syncthreads();
+    // 2. P, a and σ of tile `warp` from the running M before it.
+    if (mine) {
+        float mA = FT_NEG_INF, mB = FT_NEG_INF;
+        for (int u = 0; u < warp; ++u) {
+            mA = fmaxf(mA, mx_sh[u * 16 + g]);
+            mB = fmaxf(mB, mx_sh[u * 16 + g + 8]);
+        }
+        unsigned pk[8][2];
+        float nA, nB, aA, aB, sumA, sumB;
+        ft_probs(s, mA, mB, mxA, mxB, pk, nA, nB, aA, aB, sumA, sumB);
+        uint4* pd = reinterpret_cast<uint4*>(p_sh + (warp * 32 + lane) * 16);
+#pragma unroll
+        for (int n = 0; n < 8; n += 2)
+            pd[n / 2] = make_uint4(pk[n][0], pk[n][1], pk[n + 1][0], pk[n + 1][1]);
+        if (t == 0) {
+            a_sh[warp * 16 + g] = aA;
+            a_sh[warp * 16 + g + 8] = aB;
+            sum_sh[warp * 16 + g] = sumA;
+            sum_sh[warp * 16 + g + 8] = sumB;
+        }
+    }
+    __syncthreads();
+    // 3. The ordered chains. M after the split: fmaxf over every tile's maximum, in order.
+    float mA = FT_NEG_INF, mB = FT_NEG_INF, lA = 0.0f, lB = 0.0f;
+    for (int u = 0; u < ntiles; ++u) {
+        mA = fmaxf(mA, mx_sh[u * 16 + g]);
+        mB = fmaxf(mB, mx_sh[u * 16 + g + 8]);
+        lA = lA * a_sh[u * 16 + g] + sum_sh[u * 16 + g];
+        lB = lB * a_sh[u * 16 + g + 8] + sum_sh[u * 16 + g + 8];
+    }
+    constexpr int NDP = HD / 16;                               // dimension groups
+    constexpr int OWN = (NDP + FT_DEC_WARPS - 1) / FT_DEC_WARPS;  // per warp, at most
+    float o[OWN][2][4];
+#pragma unroll
+    for (int j = 0; j < OWN; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) o[j][h][0] = o[j][h][1] = o[j][h][2] = o[j][h][3] = 0.0f;
+    for (int u = 0; u < ntiles; ++u) {
+        const float aA = a_sh[u * 16 + g], aB = a_sh[u * 16 + g + 8];
+        unsigned pk[8][2];
+        const uint4* ps = reinterpret_cast<const uint4*>(p_sh + (u * 32 + lane) * 16);
+#pragma unroll
+        for (int n = 0; n < 8; n += 2) {
+            const uint4 v = ps[n / 2];
+            pk[n][0] = v.x;
+            pk[n][1] = v.y;
+            pk[n + 1][0] = v.z;
+            pk[n + 1][1] = v.w;
+        }
+        const unsigned sv = sbase + u * (Ly::STAGE * 2) + Ly::TILE * 2;
+#pragma unroll
+        for (int j = 0; j < OWN; ++j) {
+            const int dp = warp + FT_DEC_WARPS * j;
+            if (dp < NDP) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    o[j][h][0] = o[j][h][0] * aA;
+                    o[j][h][1] = o[j][h][1] * aA;
+                    o[j][h][2] = o[j][h][2] * aB;
+                    o[j][h][3] = o[j][h][3] * aB;
+                }
+                ft_pv<HD>(sv, pk, dp, o[j][0], o[j][1], lane);
+            }
+        }
+    }
+
+    // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int pr = half ? prB : prA;
+        if (pr >= qg) continue;  // padding
+        const float m = half ? mB : mA, l = half ? lB : lA;
+        const int h = kvh * group + pr;
+        const size_t ps = ((size_t)r0 * nh + h) * max_splits + split;
+#pragma unroll
+        for (int j = 0; j < OWN; ++j) {
+            const int dp = warp + FT_DEC_WARPS * j;
+            if (dp >= NDP) continue;
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int e = dp * 16 + hh * 8 + 2 * t;  // o[n] holds dims 8n … 8n+7
+                float2 v;
+                if (pos < FT_SPLIT) {
+                    v.x = maybe_round((o[j][hh][2 * half] + 0.0f) / l, r);
+                    v.y = maybe_round((o[j][hh][2 * half + 1] + 0.0f) / l, r);
+                    *reinterpret_cast<float2*>(out + (size_t)r0 * d + h * HD + e) = v;
+                } else {
+                    v.x = o[j][hh][2 * half] + 0.0f;
+                    v.y = o[j][hh][2 * half + 1] + 0.0f;
+                    *reinterpret_cast<float2*>(part_o + ps * HD + e) = v;
+                }
+            }
+        }
+        if (pos >= FT_SPLIT && warp == 0 && t == 0) {
+            part_ml[ps * 2] = m;
+            part_ml[ps * 2 + 1] = l;
+        }
+    }
+    ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
+                   max_splits, out);
+}
+
+// The parameters of both kernels (the host pushes the same list to either).
+#define FT_KERNEL_PARAMS                                                                       \
+    const float *__restrict__ q, int d, int kv, int group, int nh, float scale, int r,         \
+        const bf16_t *__restrict__ kc, const bf16_t *__restrict__ vc, int max_ctx,             \
+        const int *__restrict__ tiles, const int *__restrict__ row_slot,                       \
+        const int *__restrict__ row_pos, int qt, float *__restrict__ out,                      \
+        float *__restrict__ part_o, float *__restrict__ part_ml, int max_splits,               \
+        int *__restrict__ merge_cnt
+
 #define FLASH_TC_INSTANCE(HD)                                                                 \
-    extern "C" __global__ void __launch_bounds__(FT_MAX_THREADS) flash_tc_bf16_hd##HD(        \
-        const float* __restrict__ q, int d, int kv, int group, int nh, float scale, int r,    \
-        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, int max_ctx,            \
-        const int* __restrict__ tiles, const int* __restrict__ row_slot,                      \
-        const int* __restrict__ row_pos, int qt, float* __restrict__ out,                     \
-        float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits,              \
-        int* __restrict__ merge_cnt) {                                                        \
+    extern "C" __global__ void __launch_bounds__(FT_MAX_THREADS)                              \
+        flash_tc_bf16_hd##HD(FT_KERNEL_PARAMS) {                                              \
         pdl_enter();                                                                          \
         flash_tc_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles, row_slot,    \
                           row_pos, qt, out, part_o, part_ml, max_splits, merge_cnt);          \
+    }                                                                                         \
+    extern "C" __global__ void __launch_bounds__(FT_DEC_THREADS)                              \
+        flash_tc_dec_bf16_hd##HD(FT_KERNEL_PARAMS) {                                          \
+        pdl_enter();                                                                          \
+        (void)qt;                                                                             \
+        flash_tc_dec_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles,          \
+                              row_slot, row_pos, out, part_o, part_ml, max_splits,            \
+                              merge_cnt);                                                     \
     }
 
 // Head dimensions 16 (tiny), 32, 64 (SmolLM2), 128 (Llama-3).
