@@ -42,6 +42,9 @@ pub(crate) struct Shape {
     n_tiles: usize,
     qt: usize,
     kept: usize,
+    /// At most one row per sequence (a decode step): attention may then read the K/V of
+    /// earlier positions before the QKV kernel has finished (it writes only the rows' own).
+    single: bool,
 }
 
 /// Chunks of at most this many rows, with all their kept rows in one logits launch, run as a
@@ -167,6 +170,10 @@ fn upload_meta(
         qt = qt.max(len);
         i += len;
     }
+    let mut seen = vec![false; st.slots];
+    let single = rows
+        .iter()
+        .all(|r| !std::mem::replace(&mut seen[r.slot], true));
     copy_htod(&st.meta, 0, &meta[..], s)?;
     st.meta_copied
         .record(s)
@@ -182,6 +189,7 @@ fn upload_meta(
             n_tiles,
             qt,
             kept,
+            single,
         },
         n_splits,
     ))
@@ -213,7 +221,13 @@ fn enqueue_layers(
 ) -> Result<(), BackendError> {
     let Pass { cfg, p, w, k, s } = pass;
     let bf16 = p.dtype == Dtype::Bf16;
-    let Shape { n, n_tiles, qt, .. } = shape;
+    let Shape {
+        n,
+        n_tiles,
+        qt,
+        single,
+        ..
+    } = shape;
     let (d, kv, hd, ff) = (cfg.n_embd, cfg.kv_dim(), cfg.head_dim, cfg.n_ff);
     let eps = cfg.rms_eps;
     let at = |off: usize| st.meta.at::<i32>(off);
@@ -303,6 +317,7 @@ fn enqueue_layers(
                     st.part_ml.ptr(),
                     st.max_splits,
                     st.merge_cnt.ptr(),
+                    single,
                     att,
                 )?;
             }

@@ -599,6 +599,8 @@ impl Kernels {
     /// of at most `qt` rows and splits 0..n_splits; then, when some row has several splits,
     /// their ordered merge (`part_o`/`part_ml` are [row][head][split]; `merge_cnt`, zeroed
     /// [CHUNK_ROWS × n_kv_head] i32, counts finished blocks where the kernel merges itself).
+    /// `decode`: at most one row per sequence (the tensor-core kernels then copy K/V of
+    /// earlier positions before waiting on the kernel before them).
     #[allow(clippy::too_many_arguments)]
     pub fn flash(
         &self,
@@ -618,6 +620,7 @@ impl Kernels {
         part_ml: u64,
         max_splits: usize,
         merge_cnt: u64,
+        decode: bool,
         out: u64,
     ) -> Result<(), BackendError> {
         let (group, hd) = (a.group as usize, a.hd as usize);
@@ -670,8 +673,9 @@ impl Kernels {
             .arg(&out);
         b.arg(&part_o).arg(&part_ml).arg(&ms);
         let cnt = if fused_merge { merge_cnt } else { 0 };
+        let decode = decode as i32;
         if self.flash_tc {
-            b.arg(&cnt);
+            b.arg(&cnt).arg(&decode);
         }
         let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
         self.run(b, grid, threads, smem, "flash attention")?;

@@ -21,7 +21,10 @@
 //   from position 0 just never makes a block straddle a 64-key tile.
 //   q is f32 [row][d] holding bf16 values (Q after RoPE in bf16 runs), so its conversion to
 //   bf16 is exact; K/V caches are bf16 [slot][pos][kv], KV head kvh at kvh · HD. `r` only
-//   rounds `out` (P is always bf16: the mma needs it); `qt` is not read.
+//   rounds `out` (P is always bf16: the mma needs it); `qt` is not read. `decode` = 1 says the
+//   launch holds at most one row per sequence (a decode step): the kernel before it then writes
+//   only those rows' own positions, so K/V tiles wholly before a row's position may be copied
+//   before pdl_wait.
 //
 // Block layout: a block per (query tile, KV head kvh, split s). Its pair-rows are
 // pr = position_in_tile · group + g (query head h = kvh · group + g), pr < cnt · group; warp w
@@ -572,7 +575,7 @@ __device__ __forceinline__ void flash_tc_body(
     const int* __restrict__ tiles, const int* __restrict__ row_slot,
     const int* __restrict__ row_pos, int qt, float* __restrict__ out,
     float* __restrict__ part_o, float* __restrict__ part_ml, int max_splits,
-    int* __restrict__ merge_cnt) {
+    int* __restrict__ merge_cnt, int decode) {
     static_assert(HD % 16 == 0 && HD <= 128, "head dimension");
     using Ly = FtLayout<HD>;
     extern __shared__ __align__(16) unsigned char ft_smem[];
@@ -592,10 +595,14 @@ __device__ __forceinline__ void flash_tc_body(
     const size_t base = (size_t)slot * max_ctx * kv + (size_t)kvh * HD;
 
     // Tile 0 starts now; tile i+1 is issued once every warp is past tile i−1 (one barrier
-    // per tile: the stage it overwrites was read in iteration i−1).
+    // per tile: the stage it overwrites was read in iteration i−1). In a decode launch, a tile 0
+    // wholly before the position is copied before pdl_wait (see `decode` above).
+    const bool early = decode && k_begin + FT_TILE <= p0;
+    if (!early) pdl_enter();
     const unsigned sbase = ft_smem_addr(sbuf);
     ft_load_tile<HD>(sbase, kc, vc, base, kv, k_begin, k_end, tid, nthr);
     ft_cp_async_commit();
+    if (early) pdl_enter();
 
     // This lane's rows: A = 16w + g, B = 16w + g + 8.
     const int g = lane >> 2, t = lane & 3;
@@ -669,7 +676,6 @@ __device__ __forceinline__ void flash_tc_body(
             }
         }
     }
-    (void)qt;
     ft_fused_merge(merge_cnt, p0, plast, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
                    max_splits, out);
 }
@@ -701,7 +707,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, int max_ctx,
     const int* __restrict__ tiles, const int* __restrict__ row_slot,
     const int* __restrict__ row_pos, float* __restrict__ out, float* __restrict__ part_o,
-    float* __restrict__ part_ml, int max_splits, int* __restrict__ merge_cnt) {
+    float* __restrict__ part_ml, int max_splits, int* __restrict__ merge_cnt, int decode) {
     static_assert(FT_SPLIT == FT_DEC_WARPS * FT_TILE, "a warp per tile of the split");
     using Ly = FtLayout<HD>;
     extern __shared__ __align__(16) unsigned char ft_smem[];
@@ -725,10 +731,20 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const int ntiles = (k_end - k_begin + FT_TILE - 1) / FT_TILE;
     const size_t base = (size_t)slot * max_ctx * kv + (size_t)kvh * HD;
     const unsigned sbase = ft_smem_addr(ft_smem);
-    for (int i = 0; i < ntiles; ++i)
-        ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv, k_begin + i * FT_TILE,
-                         k_end, tid, blockDim.x);
-    ft_cp_async_commit();
+    // In a decode launch (one row per sequence: the kernel before it writes only the rows' own
+    // positions; every earlier key was stored by kernels that had finished when that one
+    // started), tiles wholly before the row's position are copied before pdl_wait, the rest
+    // after it.
+    const int n_pre = decode ? min(ntiles, (pos - k_begin) / FT_TILE) : 0;
+    auto load = [&](int i0, int i1) {
+        for (int i = i0; i < i1; ++i)
+            ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv,
+                             k_begin + i * FT_TILE, k_end, tid, blockDim.x);
+        ft_cp_async_commit();
+    };
+    load(0, n_pre);
+    pdl_enter();
+    load(n_pre, ntiles);
 
     const int prA = g, prB = g + 8;
     const int posA = prA < qg ? pos : -1;
@@ -865,22 +881,21 @@ __device__ __forceinline__ void flash_tc_dec_body(
         const int *__restrict__ tiles, const int *__restrict__ row_slot,                       \
         const int *__restrict__ row_pos, int qt, float *__restrict__ out,                      \
         float *__restrict__ part_o, float *__restrict__ part_ml, int max_splits,               \
-        int *__restrict__ merge_cnt
+        int *__restrict__ merge_cnt, int decode
 
 #define FLASH_TC_INSTANCE(HD)                                                                 \
     extern "C" __global__ void __launch_bounds__(FT_MAX_THREADS)                              \
         flash_tc_bf16_hd##HD(FT_KERNEL_PARAMS) {                                              \
-        pdl_enter();                                                                          \
+        /* the body calls pdl_enter */                                                        \
         flash_tc_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles, row_slot,    \
-                          row_pos, qt, out, part_o, part_ml, max_splits, merge_cnt);          \
+                          row_pos, qt, out, part_o, part_ml, max_splits, merge_cnt, decode);  \
     }                                                                                         \
     extern "C" __global__ void __launch_bounds__(FT_DEC_THREADS)                              \
         flash_tc_dec_bf16_hd##HD(FT_KERNEL_PARAMS) {                                          \
-        pdl_enter();                                                                          \
-        (void)qt;                                                                             \
+        (void)qt; /* the body calls pdl_enter */                                              \
         flash_tc_dec_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles,          \
                               row_slot, row_pos, out, part_o, part_ml, max_splits,            \
-                              merge_cnt);                                                     \
+                              merge_cnt, decode);                                             \
     }
 
 // Head dimensions 16 (tiny), 32, 64 (SmolLM2), 128 (Llama-3).
