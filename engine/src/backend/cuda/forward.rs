@@ -336,7 +336,9 @@ fn enqueue_layers(
                 )?;
             }
         }
-        // [bf16] output projection; residual after the add (fused epilogue).
+        // [bf16] output projection; residual after the add (fused epilogue). The decode matmul
+        // reads x's old values before waiting on the attention (matmul.cu): no kernel between
+        // the last write of x and a residual projection may write x.
         k.matmul(
             s,
             att,

@@ -244,6 +244,21 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
         }
     };
     load_batch(kb0);
+    // The residual epilogue's old values (x, rows i0 + 2t + h, columns j0 + g + 8c) are read
+    // before pdl_wait too: the kernel before the O and down projections (attention or its
+    // merge; gate/up, or the RMSNorm before it) never writes x, and x's last writer finished
+    // before that kernel got past its own pdl_wait, which is when this one was launched. L2
+    // reads (__ldcg), past any stale L1 line. (forward.rs's layer order is what makes this hold.)
+    float res[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+    if (epi == EPI_RESIDUAL && warp == 0) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int i = i0 + 2 * t + h, j = j0 + g + 8 * c;
+                if (i < n && j < m) res[h][c] = __ldcg(out + (size_t)i * ldo + j);
+            }
+    }
     pdl_enter();
     const int gi = min(g, n - 1 - i0);  // rows past n read row n - 1 and are never stored
     const float* xr = x + (size_t)(x_rows ? x_rows[i0 + gi] : i0 + gi) * k;
@@ -281,6 +296,19 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
         v[e] = red[0][lane][e];
 #pragma unroll
         for (int s = 1; s < TC_SEGS; ++s) v[e] = v[e] + red[s][lane][e];
+    }
+    if (epi == EPI_RESIDUAL) {
+        // mm_epilogue's EPI_RESIDUAL with the values read above (tc_epilogue's mapping: row
+        // i0 + 2t + h, column j0 + g + 8c holds v[2c + h]).
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int i = i0 + 2 * t + h, j = j0 + g + 8 * c;
+                if (i < n && j < m)
+                    out[(size_t)i * ldo + j] = maybe_round(res[h][c] + maybe_round(v[2 * c + h], r), r);
+            }
+        return;
     }
     tc_epilogue(v, i0, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
 }
