@@ -196,6 +196,12 @@ __device__ __forceinline__ void tc_epilogue(const float (&v)[4], int i0, int j0,
         const float *__restrict__ sin_t, int d, int kv, int hd, int max_ctx
 #define MMTC_EPI_ARGS out, ldo, kc, vc, row_slot, row_pos, cos_t, sin_t, d, kv, hd, max_ctx
 
+// Pulls the line holding p into L1 (no register, no wait): for constant data read after
+// pdl_wait.
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+    asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
+}
+
 // B fragments of one k32 block for activation row `xr` normalised on the fly: the values
 // rmsnorm.cu would store, (x · inv) · w rounded to bf16 (bf16 runs), so the same bits.
 __device__ __forceinline__ void load_b_norm(const float* __restrict__ xr,
@@ -250,6 +256,29 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
     // before that kernel got past its own pdl_wait, which is when this one was launched. L2
     // reads (__ldcg), past any stale L1 line. (forward.rs's layer order is what makes this hold.)
     float res[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+    // Constant inputs of what follows the wait, pulled into L1 now: the norm's weights for the
+    // first batch, and the RoPE table entries of warp 0's epilogue (positions come from the
+    // row metadata, uploaded before the step).
+    if (norm_w) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (kb0 + u < b_end) prefetch_l1(norm_w + (kb0 + u) * 32 + t * 8);
+    }
+    if (epi == EPI_QKV && warp == 0) {
+        const int j = j0 + 2 * g;  // tc_epilogue's logical column pair of this lane
+        if (j < d + kv) {
+            const int jj = j < d ? j : j - d;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int i = i0 + 2 * t + h;
+                if (i < n) {
+                    const int at = row_pos[i] * (hd >> 1) + ((jj % hd) >> 1);
+                    prefetch_l1(cos_t + at);
+                    prefetch_l1(sin_t + at);
+                }
+            }
+        }
+    }
     if (epi == EPI_RESIDUAL && warp == 0) {
 #pragma unroll
         for (int h = 0; h < 2; ++h)
