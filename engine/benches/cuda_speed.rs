@@ -16,8 +16,11 @@
 //! TRACECHECK_BENCH_DTYPE (bf16), TRACECHECK_BENCH_ATTN (flash), TRACECHECK_BENCH_NUMERICS
 //! (invariant,fast), TRACECHECK_BENCH_CONFIGS (1x512,8x512,1x8192,8x8192: batch x ctx),
 //! TRACECHECK_BENCH_REPEATS (5), TRACECHECK_BENCH_STEPS (32), TRACECHECK_BENCH_BW_GBS (3000,
-//! the copy ceiling), TRACECHECK_BENCH_TFLOPS (790, the bf16 ceiling), TRACECHECK_CUDA_GRAPHS
-//! (1; 0 to time decode without graphs).
+//! the copy ceiling), TRACECHECK_BENCH_TFLOPS (790, the bf16 ceiling); the engine's A/B
+//! switches (each 1 by default, 0 to time without it; the bits stay the same):
+//! TRACECHECK_CUDA_GRAPHS, TRACECHECK_CUDA_PDL (programmatic dependent launches),
+//! TRACECHECK_FLASH_DEC (the decode attention kernel), TRACECHECK_FUSED_MERGE_ROWS (rows up to
+//! which decode attention merges its splits itself, default 4).
 
 use std::time::Instant;
 
