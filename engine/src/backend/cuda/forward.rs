@@ -20,7 +20,7 @@ use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
-use super::kernels::{AttnShape, Epi, FastScratch, Kernels, Norm, QkvArgs, FLASH_SPLIT};
+use super::kernels::{AttnShape, Epi, FastScratch, Gemm, Kernels, Norm, QkvArgs, FLASH_SPLIT};
 use super::memory::{copy_dtoh, copy_htod, dev};
 use super::{State, Weights, CHUNK_ROWS, LOGIT_ROWS};
 
@@ -283,17 +283,19 @@ fn enqueue_layers(
         };
         k.matmul(
             s,
-            x,
-            Some(&attn_norm),
-            n,
-            d,
-            lw.qkv.ptr(),
-            d + 2 * kv,
-            Epi::Qkv,
-            bf16,
-            q,
-            d,
-            &qkv,
+            &Gemm {
+                x,
+                norm: Some(&attn_norm),
+                n,
+                k: d,
+                w: lw.qkv.ptr(),
+                m: d + 2 * kv,
+                epi: Epi::Qkv,
+                round: bf16,
+                out: q,
+                ldo: d,
+                qkv: &qkv,
+            },
             fast,
         )?;
         // Causal attention per (row, head) over the row's own sequence, keys 0..=pos.
@@ -339,21 +341,20 @@ fn enqueue_layers(
         // [bf16] output projection; residual after the add (fused epilogue). The decode matmul
         // reads x's old values before waiting on the attention (matmul.cu): no kernel between
         // the last write of x and a residual projection may write x.
-        k.matmul(
-            s,
-            att,
-            None,
+        let o_proj = Gemm {
+            x: att,
+            norm: None,
             n,
-            d,
-            lw.o.ptr(),
-            d,
-            Epi::Residual,
-            bf16,
-            x,
-            d,
-            &plain,
-            fast,
-        )?;
+            k: d,
+            w: lw.o.ptr(),
+            m: d,
+            epi: Epi::Residual,
+            round: bf16,
+            out: x,
+            ldo: d,
+            qkv: &plain,
+        };
+        k.matmul(s, &o_proj, fast)?;
 
         // Feed-forward block (SwiGLU). [bf16] norm output; gate, up; silu(gate)·up (fused
         // epilogue over interleaved gate/up rows); down; residual after the add.
@@ -363,34 +364,29 @@ fn enqueue_layers(
         };
         k.matmul(
             s,
-            x,
-            Some(&ffn_norm),
-            n,
-            d,
-            lw.gate_up.ptr(),
-            2 * ff,
-            Epi::Swiglu,
-            bf16,
-            ffb,
-            ff,
-            &plain,
+            &Gemm {
+                x,
+                norm: Some(&ffn_norm),
+                n,
+                k: d,
+                w: lw.gate_up.ptr(),
+                m: 2 * ff,
+                epi: Epi::Swiglu,
+                round: bf16,
+                out: ffb,
+                ldo: ff,
+                qkv: &plain,
+            },
             fast,
         )?;
-        k.matmul(
-            s,
-            ffb,
-            None,
-            n,
-            ff,
-            lw.down.ptr(),
-            d,
-            Epi::Residual,
-            bf16,
-            x,
-            d,
-            &plain,
-            fast,
-        )?;
+        // [bf16] down projection; residual after the add, as the output projection.
+        let down = Gemm {
+            x: ffb,
+            k: ff,
+            w: lw.down.ptr(),
+            ..o_proj
+        };
+        k.matmul(s, &down, fast)?;
     }
 
     Ok(())
@@ -409,17 +405,19 @@ fn enqueue_logits(pass: Pass<'_>, st: &State, g0: usize, g: usize) -> Result<(),
     };
     k.matmul(
         s,
-        st.x.ptr(),
-        Some(&norm),
-        g,
-        cfg.n_embd,
-        out_w,
-        cfg.vocab,
-        Epi::Store,
-        false,
-        st.logits.ptr(),
-        cfg.vocab,
-        &QkvArgs::default(),
+        &Gemm {
+            x: st.x.ptr(),
+            norm: Some(&norm),
+            n: g,
+            k: cfg.n_embd,
+            w: out_w,
+            m: cfg.vocab,
+            epi: Epi::Store,
+            round: false,
+            out: st.logits.ptr(),
+            ldo: cfg.vocab,
+            qkv: &QkvArgs::default(),
+        },
         None,
     )
 }

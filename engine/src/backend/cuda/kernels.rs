@@ -177,6 +177,23 @@ pub(crate) struct Kernels {
     fused_merge_rows: usize,
 }
 
+/// One matmul: norm(x) [n × k] · w [m × k]ᵀ (x itself without `norm`) with the epilogue `epi`
+/// into `out` (row stride `ldo`); `round` rounds the epilogue's values to bf16.
+#[derive(Clone, Copy)]
+pub struct Gemm<'a> {
+    pub x: u64,
+    pub norm: Option<&'a Norm>,
+    pub n: usize,
+    pub k: usize,
+    pub w: u64,
+    pub m: usize,
+    pub epi: Epi,
+    pub round: bool,
+    pub out: u64,
+    pub ldo: usize,
+    pub qkv: &'a QkvArgs,
+}
+
 /// An RMSNorm to apply to a matmul's input rows first (`Kernels::matmul`): fused into the
 /// decode matmul, a separate `rmsnorm` into `scratch` otherwise — the same bits either way.
 #[derive(Clone, Copy)]
@@ -425,25 +442,26 @@ impl Kernels {
         self.run(b, (grid, 1, 1), 32 * RMS_ROWS, 0, "rmsnorm")
     }
 
-    /// norm(x) [n × k] · w [m × k]ᵀ with the epilogue `epi` into `out` (row stride `ldo`);
-    /// without `norm`, x itself.
-    #[allow(clippy::too_many_arguments)]
+    /// The matmul `g` (with `scratch` in `fast` runs: prefill chunks go through cuBLAS).
     pub fn matmul(
         &self,
         s: &Arc<CudaStream>,
-        x: u64,
-        norm: Option<&Norm>,
-        n: usize,
-        k: usize,
-        w: u64,
-        m: usize,
-        epi: Epi,
-        round: bool,
-        out: u64,
-        ldo: usize,
-        qkv: &QkvArgs,
+        g: &Gemm<'_>,
         scratch: Option<&FastScratch>,
     ) -> Result<(), BackendError> {
+        let Gemm {
+            x,
+            norm,
+            n,
+            k,
+            w,
+            m,
+            epi,
+            round,
+            out,
+            ldo,
+            qkv,
+        } = *g;
         if n == 0 {
             return Ok(());
         }
@@ -460,14 +478,23 @@ impl Kernels {
         };
         if let (Some(fg), Some(fs)) = (&self.fast, scratch) {
             if n >= FAST_MIN_ROWS && uses_tensor_cores(true, m, k) {
-                return self.fast_matmul(fg, fs, s, x, n, k, w, m, epi, round, out, ldo, qkv);
+                return self.fast_matmul(
+                    fg,
+                    fs,
+                    s,
+                    &Gemm {
+                        x,
+                        norm: None,
+                        ..*g
+                    },
+                );
             }
         }
         // The kernel and its shape decide which rows share a weight load, never a row's
         // arithmetic: for a given (m, k), every n gives a row the same bits.
         let (func, grid, block, smem) = match &self.mmtc {
             Some([dec, dec_w, pre, pre2]) if uses_tensor_cores(true, m, k) => {
-                if n <= 8 {
+                if decode {
                     let f = if k > DEC_WIDE_K { dec_w } else { dec };
                     (f, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
                 } else if n >= mmtc_tile::pre2_min_rows() && mmtc_tile::pre2_offsets_fit(m, n, k) {
@@ -529,23 +556,15 @@ impl Kernels {
 
     /// `fast` matmul: x → bf16, cuBLAS GEMM (bf16 in, f32 out and accumulation), then the
     /// epilogue in storage order (see fast.cu).
-    #[allow(clippy::too_many_arguments)]
+    /// `g.norm` is applied already (`matmul` normalises into its scratch first).
     fn fast_matmul(
         &self,
         fg: &FastGemm,
         fs: &FastScratch,
         s: &Arc<CudaStream>,
-        x: u64,
-        n: usize,
-        k: usize,
-        w: u64,
-        m: usize,
-        epi: Epi,
-        round: bool,
-        out: u64,
-        ldo: usize,
-        qkv: &QkvArgs,
+        g: &Gemm<'_>,
     ) -> Result<(), BackendError> {
+        let (x, n, k, w, m) = (g.x, g.n, g.k, g.w, g.m);
         let len = (n * k) as i64;
         let mut b = Launch::new(s, &fg.to_bf16);
         b.arg(&x).arg(&len).arg(&fs.xh);
@@ -579,12 +598,18 @@ impl Kernels {
             )
         }
         .map_err(|e| BackendError::Device(format!("cublasGemmEx ({n} × {k} · {m} × {k}): {e}")))?;
-        let perm = matches!(epi, Epi::Qkv | Epi::Swiglu) as i32;
-        let (n_, m_, e_, r_, ldo_) = (n as i32, m as i32, epi as i32, round as i32, ldo as i32);
+        let perm = matches!(g.epi, Epi::Qkv | Epi::Swiglu) as i32;
+        let (n_, m_, e_, r_, ldo_) = (
+            n as i32,
+            m as i32,
+            g.epi as i32,
+            g.round as i32,
+            g.ldo as i32,
+        );
         let mut b = Launch::new(s, &fg.epi_apply);
         b.arg(&fs.acc).arg(&n_).arg(&m_).arg(&e_).arg(&r_);
-        b.arg(&out).arg(&ldo_);
-        qkv.push_args(&mut b);
+        b.arg(&g.out).arg(&ldo_);
+        g.qkv.push_args(&mut b);
         b.arg(&perm);
         self.run(
             b,

@@ -175,6 +175,11 @@ __device__ __forceinline__ float block_max(float v, float* red) {
 #define EPI_SWIGLU 2
 #define EPI_QKV 3
 
+// EPI_RESIDUAL's value: the old residual plus the (rounded) product, rounded again.
+__device__ __forceinline__ float residual_add(float old, float acc, int r) {
+    return maybe_round(old + maybe_round(acc, r), r);
+}
+
 template <typename KVT>
 __device__ __forceinline__ void mm_epilogue(int i, int j, float a0, float a1, bool has1, int epi,
                                             int r, float* __restrict__ out, int ldo,
@@ -189,8 +194,8 @@ __device__ __forceinline__ void mm_epilogue(int i, int j, float a0, float a1, bo
         if (has1) out[(size_t)i * ldo + j + 1] = maybe_round(a1, r);
     } else if (epi == EPI_RESIDUAL) {
         float* o = out + (size_t)i * ldo + j;
-        o[0] = maybe_round(o[0] + maybe_round(a0, r), r);
-        if (has1) o[1] = maybe_round(o[1] + maybe_round(a1, r), r);
+        o[0] = residual_add(o[0], a0, r);
+        if (has1) o[1] = residual_add(o[1], a1, r);
     } else if (epi == EPI_SWIGLU) {
         const float g = maybe_round(a0, r);
         const float u = maybe_round(a1, r);

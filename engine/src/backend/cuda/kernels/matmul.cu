@@ -335,7 +335,7 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
             for (int c = 0; c < 2; ++c) {
                 const int i = i0 + 2 * t + h, j = j0 + g + 8 * c;
                 if (i < n && j < m)
-                    out[(size_t)i * ldo + j] = maybe_round(res[h][c] + maybe_round(v[2 * c + h], r), r);
+                    out[(size_t)i * ldo + j] = residual_add(res[h][c], v[2 * c + h], r);
             }
         return;
     }
