@@ -20,7 +20,8 @@
 //! switches (each 1 by default, 0 to time without it; the bits stay the same):
 //! TRACECHECK_CUDA_GRAPHS, TRACECHECK_CUDA_PDL (programmatic dependent launches),
 //! TRACECHECK_FLASH_DEC (the decode attention kernel), TRACECHECK_FUSED_MERGE_ROWS (rows up to
-//! which decode attention merges its splits itself, default 4).
+//! which decode attention merges its splits itself, default 4), TRACECHECK_FUSED_NORM_MAX_K
+//! (widest rows the decode matmul normalises itself, default 1024).
 
 use std::time::Instant;
 

@@ -24,8 +24,8 @@ pub const FLASH_SPLIT: usize = 4 * FLASH_TILE;
 const FLASH_HEAD_DIMS: [usize; 5] = [16, 32, 64, 128, 256];
 const FLASH_THREADS: u32 = 256;
 const NAIVE_THREADS: u32 = 256;
-/// Rows per rmsnorm block (a warp per row).
-const RMS_ROWS: u32 = 8;
+/// Threads per rmsnorm block (rmsnorm.cu's RMS_THREADS; a block per row).
+const RMS_THREADS: u32 = 256;
 /// Warps per matmul block; each warp owns one pair of output columns.
 const MM_WARPS: u32 = 4;
 /// k segments of the tensor-core matmul (matmul.cu's TC_SEGS): warps per decode block.
@@ -109,11 +109,9 @@ const _: () = assert!(4 * flash_tc::FLASH_TC_TILE == FLASH_SPLIT);
 
 /// The decode matmul applies the RMSNorm itself up to this width: each block recomputes its
 /// rows' norm, cheap for SmolLM2's 576 but a measurable serial start for Llama-3's 4096
-/// (H100: Llama-3-8B decode 8.22 → 8.69 ms per step with it fused).
+/// (H100: Llama-3-8B decode 6.42 → 6.82 ms per step with it fused, rmsnorm.cu taking a block
+/// per row).
 const FUSED_NORM_MAX_K: usize = 1024;
-
-/// Rows longer than this take `mmtc_bf16_dec_w` (8 k32 blocks of weights in flight per lane).
-const DEC_WIDE_K: usize = 2048;
 
 /// Decode flash launches of at most this many rows merge their splits inside the kernel
 /// (H100, SmolLM2, ctx 8192: batch 1 1.047 → 1.018 ms per step fused; batch 8 1.756 → 1.855
@@ -146,8 +144,8 @@ pub(crate) struct Kernels {
     rmsnorm: CudaFunction,
     /// Rows per warp 1, 2, 4, 8.
     mm: [CudaFunction; 4],
-    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; k ≤ DEC_WIDE_K and longer rows), small
-    /// and tiled prefill shapes.
+    /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; without and with the fused RMSNorm),
+    /// small and tiled prefill shapes.
     mmtc: Option<[CudaFunction; 4]>,
     flash: CudaFunction,
     flash_merge: CudaFunction,
@@ -175,6 +173,16 @@ pub(crate) struct Kernels {
     /// Decode launches of at most this many rows merge inside the flash kernel
     /// (`TRACECHECK_FUSED_MERGE_ROWS`, for A/B timing; 0: always the merge kernel).
     fused_merge_rows: usize,
+    /// Widest rows the decode matmul normalises itself (`TRACECHECK_FUSED_NORM_MAX_K`, A/B).
+    fused_norm_max_k: usize,
+}
+
+/// A tuning constant, overridden by the environment variable `name` for A/B timing.
+fn tuned(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// One matmul: norm(x) [n × k] · w [m × k]ᵀ (x itself without `norm`) with the epilogue `epi`
@@ -368,7 +376,7 @@ impl Kernels {
                 .map_err(|e| dev("tiled matmul shared memory limit", e))?;
                 Some([
                     f(&mm_m, "mmtc_bf16_dec")?,
-                    f(&mm_m, "mmtc_bf16_dec_w")?,
+                    f(&mm_m, "mmtc_bf16_dec_norm")?,
                     f(&mm_m, "mmtc_bf16_pre")?,
                     pre2,
                 ])
@@ -391,10 +399,8 @@ impl Kernels {
                 128
             },
             pdl,
-            fused_merge_rows: std::env::var("TRACECHECK_FUSED_MERGE_ROWS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(FUSED_MERGE_MAX_ROWS),
+            fused_merge_rows: tuned("TRACECHECK_FUSED_MERGE_ROWS", FUSED_MERGE_MAX_ROWS),
+            fused_norm_max_k: tuned("TRACECHECK_FUSED_NORM_MAX_K", FUSED_NORM_MAX_K),
         })
     }
 
@@ -438,8 +444,7 @@ impl Kernels {
             .arg(&r)
             .arg(&n)
             .arg(&out);
-        let grid = (n_out as u32).div_ceil(RMS_ROWS);
-        self.run(b, (grid, 1, 1), 32 * RMS_ROWS, 0, "rmsnorm")
+        self.run(b, (n_out as u32, 1, 1), RMS_THREADS, 0, "rmsnorm")
     }
 
     /// The matmul `g` (with `scratch` in `fast` runs: prefill chunks go through cuBLAS).
@@ -470,7 +475,7 @@ impl Kernels {
         let bf16 = self.mmtc.is_some();
         let decode = bf16 && n <= 8 && uses_tensor_cores(true, m, k);
         let (x, fused) = match norm {
-            Some(nm) if !decode || k > FUSED_NORM_MAX_K => {
+            Some(nm) if !decode || k > self.fused_norm_max_k => {
                 self.rmsnorm(s, n, x, nm.rows, nm.w, k, nm.eps, bf16, nm.scratch)?;
                 (nm.scratch, None)
             }
@@ -493,9 +498,9 @@ impl Kernels {
         // The kernel and its shape decide which rows share a weight load, never a row's
         // arithmetic: for a given (m, k), every n gives a row the same bits.
         let (func, grid, block, smem) = match &self.mmtc {
-            Some([dec, dec_w, pre, pre2]) if uses_tensor_cores(true, m, k) => {
+            Some([dec, dec_norm, pre, pre2]) if uses_tensor_cores(true, m, k) => {
                 if decode {
-                    let f = if k > DEC_WIDE_K { dec_w } else { dec };
+                    let f = if fused.is_some() { dec_norm } else { dec };
                     (f, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
                 } else if n >= mmtc_tile::pre2_min_rows() && mmtc_tile::pre2_offsets_fit(m, n, k) {
                     (

@@ -119,29 +119,47 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Block-wide sum for a block of NT threads (NT a multiple of 32, at most 1024): each warp by
-// the xor tree, then the warp totals in warp order (every thread computes the same sum).
-// `red` holds 32 floats of shared memory; the call ends with a barrier so `red` can be reused.
+// Pulls the line holding p into L1 (no register, no wait): for constant data read after
+// pdl_wait (norm weights, RoPE tables).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+    asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
+}
+
 // 1 / sqrt(mean(x²) + eps) of one row of d values, computed by one warp (every lane ends with
 // the same bits): lane l accumulates x[e]² for e = l + 32j, with fmaf in order of j, into
 // accumulator j % 4 (four chains: a 4096-wide row is 32 steps per chain, not 128), then
 // (a0 + a1) + (a2 + a3), then warp_sum's xor tree; 1/sqrt with both operations IEEE-rounded
 // (no rsqrtf: it is approximate). The one RMSNorm order of every kernel (rmsnorm.cu and the
 // norm fused into matmul.cu's mmtc_bf16_dec).
+// The loads come B steps per chain at a time, all issued before their fmaf: a warp alone on a
+// row is latency-bound (H100, Llama-3's 4096: 19 µs with one step's 4 loads in flight). Past d
+// a load gives 0 and fmaf(0, 0, a) = a exactly (a is a sum of squares from +0, never −0), so
+// the chains see the same terms in the same order for every B and every d: B only trades
+// registers (the decode matmul keeps 4, its occupancy) for round trips.
+template <int B = 8>
 __device__ __forceinline__ float rms_inv(const float* xr, int d, float eps, int lane) {
     float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    int e = lane;
-    for (; e + 96 < d; e += 128) {
+    for (int e0 = lane; e0 < d; e0 += 128 * B) {
+        float v[B][4];
 #pragma unroll
-        for (int c = 0; c < 4; ++c) a[c] = fmaf(xr[e + 32 * c], xr[e + 32 * c], a[c]);
+        for (int b = 0; b < B; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int e = e0 + 128 * b + 32 * c;
+                v[b][c] = e < d ? xr[e] : 0.0f;
+            }
+#pragma unroll
+        for (int b = 0; b < B; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) a[c] = fmaf(v[b][c], v[b][c], a[c]);
     }
-#pragma unroll
-    for (int c = 0; c < 3; ++c)
-        if (e + 32 * c < d) a[c] = fmaf(xr[e + 32 * c], xr[e + 32 * c], a[c]);
     const float ss = warp_sum((a[0] + a[1]) + (a[2] + a[3]));
     return 1.0f / sqrtf(ss / (float)d + eps);
 }
 
+// Block-wide sum for a block of NT threads (NT a multiple of 32, at most 1024): each warp by
+// the xor tree, then the warp totals in warp order (every thread computes the same sum).
+// `red` holds 32 floats of shared memory; the call ends with a barrier so `red` can be reused.
 template <int NT>
 __device__ __forceinline__ float block_sum(float v, float* red) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
