@@ -501,10 +501,11 @@ extern "C" __global__ void __launch_bounds__(32)
 flash_tc_merge(const int* __restrict__ row_pos, int d, int hd, int nh, int r,
                const float* __restrict__ part_o, const float* __restrict__ part_ml,
                int max_splits, float* __restrict__ out) {
-    pdl_enter();
+    // Row metadata is uploaded before the step (no kernel writes it): read before the wait.
     const int row = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
     const int pos = row_pos[row];
     if (pos < FT_SPLIT) return;
+    pdl_enter();
     ft_merge_one(row, h, pos, d, hd, nh, r, part_o, part_ml, max_splits, out, lane);
 }
 
