@@ -54,7 +54,7 @@ const GRAPH_MAX_ROWS: usize = 64;
 /// `TRACECHECK_CUDA_GRAPHS=0` turns graphs off (for A/B timing); they are on by default.
 /// Read once per `reserve`, not per step.
 pub(super) fn graphs_enabled() -> bool {
-    std::env::var("TRACECHECK_CUDA_GRAPHS").map_or(true, |v| v != "0")
+    super::switch_on("TRACECHECK_CUDA_GRAPHS")
 }
 
 /// What every launch of a forward pass reads (the per-run state is passed apart: the host

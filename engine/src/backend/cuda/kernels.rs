@@ -15,7 +15,7 @@ use crate::trace::AttnImpl;
 use super::launch::Launch;
 use super::memory::dev;
 use super::nvrtc;
-use super::{flash_tc, mmtc_tile};
+use super::{flash_tc, mmtc_tile, switch_on, tuned};
 
 /// Keys per flash tile and per split (attention_flash.cu's FL_TILE, FL_SPLIT = 4 tiles).
 pub const FLASH_TILE: usize = 64;
@@ -177,14 +177,6 @@ pub(crate) struct Kernels {
     fused_norm_max_k: usize,
 }
 
-/// A tuning constant, overridden by the environment variable `name` for A/B timing.
-fn tuned(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One matmul: norm(x) [n × k] · w [m × k]ᵀ (x itself without `norm`) with the epilogue `epi`
 /// into `out` (row stride `ldo`); `round` rounds the epilogue's values to bf16.
 #[derive(Clone, Copy)]
@@ -265,18 +257,14 @@ impl Kernels {
         }
         // bf16 runs take the tensor-core flash kernel where it is built for the shape
         // (`TRACECHECK_FLASH_TC=0` keeps the CUDA-core one, for comparisons).
-        let tc = bf16
-            && flash_tc::flash_tc_supported(group, hd)
-            && std::env::var("TRACECHECK_FLASH_TC").map_or(true, |v| v != "0");
+        let tc =
+            bf16 && flash_tc::flash_tc_supported(group, hd) && switch_on("TRACECHECK_FLASH_TC");
         let mut flash_dec = None;
         let (flash, flash_merge, flash_qt, flash_smem_max) = if tc {
             let m = module("attention_flash_tc.cu")?;
             let qt = flash_tc::flash_tc_qt(group, hd);
             let dec_smem = flash_tc::flash_tc_dec_smem_bytes(hd);
-            if std::env::var("TRACECHECK_FLASH_DEC").map_or(true, |v| v != "0")
-                && dec_smem <= smem_optin
-                && group <= 16
-            {
+            if switch_on("TRACECHECK_FLASH_DEC") && dec_smem <= smem_optin && group <= 16 {
                 let fd = f(&m, &format!("flash_tc_dec_bf16_hd{hd}"))?;
                 fd.set_attribute(
                     FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -434,7 +422,7 @@ impl Kernels {
         round: bool,
         out: u64,
     ) -> Result<(), BackendError> {
-        let (d, r, n) = (d as i32, round as i32, n_out as i32);
+        let (d, r) = (d as i32, round as i32);
         let mut b = Launch::new(s, &self.rmsnorm);
         b.arg(&x)
             .arg(&rows)
@@ -442,7 +430,6 @@ impl Kernels {
             .arg(&d)
             .arg(&eps)
             .arg(&r)
-            .arg(&n)
             .arg(&out);
         self.run(b, (n_out as u32, 1, 1), RMS_THREADS, 0, "rmsnorm")
     }

@@ -44,6 +44,19 @@ use super::{Backend, BackendError, MemoryStats, Precision, SeqChunk};
 use kernels::{tc_pair_perm, uses_tensor_cores, Kernels, FLASH_SPLIT};
 use memory::{dev, Allocator, DBuf};
 
+/// An A/B switch read at load: on unless the environment variable `name` is "0".
+fn switch_on(name: &str) -> bool {
+    std::env::var(name).map_or(true, |v| v != "0")
+}
+
+/// A tuning constant, overridden by the environment variable `name` for A/B timing.
+fn tuned(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Rows per forward chunk (chunked prefill): scratch does not grow with ctx × batch.
 /// Chunking never changes results: each row's arithmetic is independent of it. Larger chunks
 /// fill the H100 better (SmolLM2 8k prefill, invariant / fast: 512 rows 70.8 / 59.6 ms, 1024
@@ -192,7 +205,7 @@ impl CudaBackend {
                 device,
                 driver,
                 arch: nvrtc::arch_name(major, minor),
-                pdl: major >= 9 && std::env::var("TRACECHECK_CUDA_PDL").map_or(true, |v| v != "0"),
+                pdl: major >= 9 && switch_on("TRACECHECK_CUDA_PDL"),
             }),
             smem_optin,
             baseline: (total - free) as u64,

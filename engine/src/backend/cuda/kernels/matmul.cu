@@ -351,13 +351,14 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
     tc_epilogue(v, i0, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
 }
 
-#define DEC_INSTANCE(NAME, NORM)                                                                  \
-    extern "C" __global__ void __launch_bounds__(32 * TC_SEGS)                                 \
+#define DEC_INSTANCE(NAME, NORM)                                                              \
+    extern "C" __global__ void __launch_bounds__(32 * TC_SEGS)                                \
         NAME(MMTC_PARAMS, const float* __restrict__ norm_w, const int* __restrict__ x_rows,   \
-             float eps) {                                                                      \
-        __shared__ float red[TC_SEGS][32][4];                                                  \
-        __shared__ float inv_s[8];                                                             \
-        dec_body<NORM>(x, n, k, w, m, epi, r, MMTC_EPI_ARGS, norm_w, x_rows, eps, red, inv_s);   \
+             float eps) {                                                                     \
+        __shared__ float red[TC_SEGS][32][4];                                                 \
+        __shared__ float inv_s[8];                                                            \
+        dec_body<NORM>(x, n, k, w, m, epi, r, MMTC_EPI_ARGS, norm_w, x_rows, eps, red,        \
+                       inv_s);                                                                \
     }
 DEC_INSTANCE(mmtc_bf16_dec, false)
 DEC_INSTANCE(mmtc_bf16_dec_norm, true)

@@ -12,10 +12,9 @@
 
 extern "C" __global__ void __launch_bounds__(RMS_THREADS)
 rmsnorm(const float* __restrict__ x, const int* __restrict__ rows,
-        const float* __restrict__ w, int d, float eps, int round_out, int n_out,
+        const float* __restrict__ w, int d, float eps, int round_out,
         float* __restrict__ out) {
     const int i = blockIdx.x, tid = threadIdx.x;
-    if (i >= n_out) return;
     const bool vec = (d & 3) == 0;  // rows 16-byte aligned: float4 loads and stores
     // The weights are constants: into L1 while the kernel before finishes.
     for (int e = (vec ? 4 : 1) * tid; e < d; e += (vec ? 4 : 1) * RMS_THREADS) prefetch_l1(w + e);
