@@ -130,12 +130,12 @@ __device__ __forceinline__ void prefetch_l1(const void* p) {
 // accumulator j % 4 (four chains: a 4096-wide row is 32 steps per chain, not 128), then
 // (a0 + a1) + (a2 + a3), then warp_sum's xor tree; 1/sqrt with both operations IEEE-rounded
 // (no rsqrtf: it is approximate). The one RMSNorm order of every kernel (rmsnorm.cu and the
-// norm fused into matmul.cu's mmtc_bf16_dec).
+// norm fused into matmul.cu's mmtc_bf16_dec_norm).
 // The loads come B steps per chain at a time, all issued before their fmaf: a warp alone on a
 // row is latency-bound (H100, Llama-3's 4096: 19 µs with one step's 4 loads in flight). Past d
 // a load gives 0 and fmaf(0, 0, a) = a exactly (a is a sum of squares from +0, never −0), so
 // the chains see the same terms in the same order for every B and every d: B only trades
-// registers (the decode matmul keeps 4, its occupancy) for round trips.
+// registers for round trips.
 template <int B = 8>
 __device__ __forceinline__ float rms_inv(const float* xr, int d, float eps, int lane) {
     float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -156,6 +156,10 @@ __device__ __forceinline__ float rms_inv(const float* xr, int d, float eps, int 
     const float ss = warp_sum((a[0] + a[1]) + (a[2] + a[3]));
     return 1.0f / sqrtf(ss / (float)d + eps);
 }
+
+// A normalised value before its bf16 rounding: (x · inv) · w, two IEEE products in this order
+// (rmsnorm.cu and the decode matmul's fused norm, so their values have the same bits).
+__device__ __forceinline__ float rms_scale(float x, float inv, float w) { return (x * inv) * w; }
 
 // Block-wide sum for a block of NT threads (NT a multiple of 32, at most 1024): each warp by
 // the xor tree, then the warp totals in warp order (every thread computes the same sum).

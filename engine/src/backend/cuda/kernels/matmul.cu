@@ -216,10 +216,10 @@ __device__ __forceinline__ void load_b_norm(const float* __restrict__ xr,
     const float4 v = *reinterpret_cast<const float4*>(xr + t * 8 + 4);
     const float4 wu = __ldg(reinterpret_cast<const float4*>(nw + t * 8));
     const float4 wv = __ldg(reinterpret_cast<const float4*>(nw + t * 8) + 1);
-    b[0] = pack_bf16x2((u.x * inv) * wu.x, (u.y * inv) * wu.y);
-    b[1] = pack_bf16x2((u.z * inv) * wu.z, (u.w * inv) * wu.w);
-    b[2] = pack_bf16x2((v.x * inv) * wv.x, (v.y * inv) * wv.y);
-    b[3] = pack_bf16x2((v.z * inv) * wv.z, (v.w * inv) * wv.w);
+    b[0] = pack_bf16x2(rms_scale(u.x, inv, wu.x), rms_scale(u.y, inv, wu.y));
+    b[1] = pack_bf16x2(rms_scale(u.z, inv, wu.z), rms_scale(u.w, inv, wu.w));
+    b[2] = pack_bf16x2(rms_scale(v.x, inv, wv.x), rms_scale(v.y, inv, wv.y));
+    b[3] = pack_bf16x2(rms_scale(v.z, inv, wv.z), rms_scale(v.w, inv, wv.w));
 }
 
 // mmtc_bf16_dec / mmtc_bf16_dec_norm: the decode matmul with two decode-only extras after

@@ -1,6 +1,6 @@
 // RMSNorm, one block per output row: y = (x · rms_inv(x)) · w, rounded to bf16 in bf16 runs
 // (DESIGN.md: every RMSNorm output). rms_inv (common.cuh) is the one order of the sum of
-// squares for a given width d, shared with the norm fused into matmul.cu's mmtc_bf16_dec, so a
+// squares for a given width d, shared with the norm fused into matmul.cu's mmtc_bf16_dec_norm, so a
 // row's normalised values have the same bits whichever kernel computes them. Warp 0 computes
 // it; the whole block writes the row (a decode step has one row per sequence: one warp walking
 // Llama-3's 4096 values took most of the kernel's 19 µs on an H100).
@@ -36,13 +36,13 @@ rmsnorm(const float* __restrict__ x, const int* __restrict__ rows,
 #pragma unroll 4
         for (int e = tid; e < d / 4; e += RMS_THREADS) {
             const float4 a = x4[e], b = w4[e];
-            o4[e] = make_float4(maybe_round((a.x * inv) * b.x, round_out),
-                                maybe_round((a.y * inv) * b.y, round_out),
-                                maybe_round((a.z * inv) * b.z, round_out),
-                                maybe_round((a.w * inv) * b.w, round_out));
+            o4[e] = make_float4(maybe_round(rms_scale(a.x, inv, b.x), round_out),
+                                maybe_round(rms_scale(a.y, inv, b.y), round_out),
+                                maybe_round(rms_scale(a.z, inv, b.z), round_out),
+                                maybe_round(rms_scale(a.w, inv, b.w), round_out));
         }
     } else {
         for (int e = tid; e < d; e += RMS_THREADS)
-            o[e] = maybe_round((xr[e] * inv) * w[e], round_out);
+            o[e] = maybe_round(rms_scale(xr[e], inv, w[e]), round_out);
     }
 }
