@@ -20,8 +20,11 @@
 //! switches (each 1 by default, 0 to time without it; the bits stay the same):
 //! TRACECHECK_CUDA_GRAPHS, TRACECHECK_CUDA_PDL (programmatic dependent launches),
 //! TRACECHECK_FLASH_DEC (the decode attention kernel), TRACECHECK_FUSED_MERGE_ROWS (rows up to
-//! which decode attention merges its splits itself, default 4), TRACECHECK_FUSED_NORM_MAX_K
-//! (widest rows the decode matmul normalises itself, default 1024).
+//! which decode attention merges its splits itself, default 4), TRACECHECK_FLASH_CLUSTER_MAX
+//! (most splits merged inside a thread-block cluster, default 3; 0: the atomic merge),
+//! TRACECHECK_DEC8 (the decode matmul in weight batches of 8 where that is a warp's
+//! segment), TRACECHECK_FUSED_NORM_MAX_K (widest rows the decode matmul normalises itself,
+//! default 1024).
 
 use std::time::Instant;
 

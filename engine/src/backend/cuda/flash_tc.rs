@@ -14,7 +14,9 @@
 //!
 //! Decode launches (one position per tile, few blocks) may use `flash_tc_dec_bf16_hd*`
 //! instead: the same parameters and bits, a warp per 64-key tile of a split
-//! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`]).
+//! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`]). Launched as thread-block clusters
+//! of its splits (cluster dimensions (1, 1, splits), sm_90), it merges them itself over
+//! distributed shared memory — flash_tc_merge's arithmetic, so again the same bits.
 
 /// Head dimensions the kernel is instantiated for.
 pub const FLASH_TC_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];

@@ -119,6 +119,14 @@ const FUSED_NORM_MAX_K: usize = 1024;
 /// last blocks merging three heads each).
 const FUSED_MERGE_MAX_ROWS: usize = 4;
 
+/// Decode launches of the decode flash form with at most this many splits (and at most
+/// `FUSED_MERGE_MAX_ROWS` rows) merge inside a cluster of their splits instead of the
+/// fence/atomic merge (H100, SmolLM2 invariant, ms per step cluster / atomic: batch 1 ctx 300
+/// 0.580–0.584 / 0.599–0.648, ctx 600 0.572–0.575 / 0.589–0.596 — 2 and 3 splits; 4 splits
+/// (ctx 800) 0.647–0.658 / 0.601–0.608, 6 (ctx 1300) 0.678 / 0.627–0.633; batch 8 ctx 300 and
+/// 600 0.833–0.848 / 0.784–0.814 against the merge kernel).
+const FLASH_CLUSTER_MAX: usize = 3;
+
 /// `fast` numerics: matmuls of at least this many rows (prefill chunks) go through cuBLAS.
 /// Above the decode-graph limit, so cuBLAS never runs inside a graph capture.
 pub const FAST_MIN_ROWS: usize = 65;
@@ -145,8 +153,11 @@ pub(crate) struct Kernels {
     /// Rows per warp 1, 2, 4, 8.
     mm: [CudaFunction; 4],
     /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; without and with the fused RMSNorm),
-    /// small and tiled prefill shapes.
-    mmtc: Option<[CudaFunction; 4]>,
+    /// small and tiled prefill shapes, and decode in weight batches of 8 (`mmtc_bf16_dec8`).
+    mmtc: Option<[CudaFunction; 5]>,
+    /// Decode matmuls whose warp segment is 5–8 k32 blocks take `mmtc_bf16_dec8`
+    /// (`TRACECHECK_DEC8=0` keeps `mmtc_bf16_dec`, for A/B timing; the same bits).
+    dec8: bool,
     flash: CudaFunction,
     flash_merge: CudaFunction,
     /// Present in `--attn naive` runs.
@@ -170,6 +181,11 @@ pub(crate) struct Kernels {
     flash_merge_threads: u32,
     /// Launch as programmatic dependent launches (sm_90+, see launch.rs).
     pdl: bool,
+    /// Decode launches of `flash_dec` with 2 … `flash_cluster_max` splits (and at most
+    /// `fused_merge_rows` rows) run as clusters of their splits and merge over distributed
+    /// shared memory (attention_flash_tc.cu's ft_cluster_merge; `TRACECHECK_FLASH_CLUSTER_MAX`,
+    /// 0 or 1: off, for A/B timing; above 8 the non-portable sizes, up to 16).
+    flash_cluster_max: usize,
     /// Decode launches of at most this many rows merge inside the flash kernel
     /// (`TRACECHECK_FUSED_MERGE_ROWS`, for A/B timing; 0: always the merge kernel).
     fused_merge_rows: usize,
@@ -260,6 +276,12 @@ impl Kernels {
         let tc =
             bf16 && flash_tc::flash_tc_supported(group, hd) && switch_on("TRACECHECK_FLASH_TC");
         let mut flash_dec = None;
+        // Clusters need sm_90 (the same devices as PDL).
+        let cluster_max = if pdl {
+            tuned("TRACECHECK_FLASH_CLUSTER_MAX", FLASH_CLUSTER_MAX).min(16)
+        } else {
+            0
+        };
         let (flash, flash_merge, flash_qt, flash_smem_max) = if tc {
             let m = module("attention_flash_tc.cu")?;
             let qt = flash_tc::flash_tc_qt(group, hd);
@@ -271,6 +293,13 @@ impl Kernels {
                     dec_smem as i32,
                 )
                 .map_err(|e| dev("decode flash shared memory limit", e))?;
+                if cluster_max > 8 {
+                    fd.set_attribute(
+                        FnAttr::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                        1,
+                    )
+                    .map_err(|e| dev("decode flash cluster size", e))?;
+                }
                 flash_dec = Some(fd);
             }
             (
@@ -367,6 +396,7 @@ impl Kernels {
                     f(&mm_m, "mmtc_bf16_dec_norm")?,
                     f(&mm_m, "mmtc_bf16_pre")?,
                     pre2,
+                    f(&mm_m, "mmtc_bf16_dec8")?,
                 ])
             } else {
                 None
@@ -376,7 +406,9 @@ impl Kernels {
             naive,
             flash_qt,
             flash_smem_max,
+            dec8: switch_on("TRACECHECK_DEC8"),
             flash_tc: tc,
+            flash_cluster_max: if flash_dec.is_some() { cluster_max } else { 0 },
             flash_dec,
             flash_dec_blocks: ctx
                 .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
@@ -485,9 +517,17 @@ impl Kernels {
         // The kernel and its shape decide which rows share a weight load, never a row's
         // arithmetic: for a given (m, k), every n gives a row the same bits.
         let (func, grid, block, smem) = match &self.mmtc {
-            Some([dec, dec_norm, pre, pre2]) if uses_tensor_cores(true, m, k) => {
+            Some([dec, dec_norm, pre, pre2, dec8]) if uses_tensor_cores(true, m, k) => {
                 if decode {
-                    let f = if fused.is_some() { dec_norm } else { dec };
+                    // A warp's segment: ceil(k / 32 / TC_SEGS) k32 blocks.
+                    let per_warp = (k / 32).div_ceil(TC_SEGS as usize);
+                    let f = if fused.is_some() {
+                        dec_norm
+                    } else if self.dec8 && (5..=8).contains(&per_warp) {
+                        dec8
+                    } else {
+                        dec
+                    };
                     (f, (m.div_ceil(16) as u32, 1, 1), 32 * TC_SEGS, 0)
                 } else if n >= mmtc_tile::pre2_min_rows() && mmtc_tile::pre2_offsets_fit(m, n, k) {
                     (
@@ -645,12 +685,19 @@ impl Kernels {
         // themselves (the tile's last block, a warp per query head: the block gets a warp per
         // head of the group); prefill chunks keep the merge kernel (a tile's rows × heads
         // would queue behind one block).
-        let fused_merge = self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows;
         let blocks = n_tiles * a.n_kv_head as usize * n_splits;
         let dec = self
             .flash_dec
             .as_ref()
             .filter(|_| qt == 1 && blocks <= self.flash_dec_blocks);
+        // The decode form with few splits and rows merges them inside a cluster (no merge_cnt):
+        // where the kernel would merge itself, with fewer splits.
+        let cluster = dec.is_some()
+            && n_splits > 1
+            && n_splits <= self.flash_cluster_max
+            && n <= self.fused_merge_rows;
+        let fused_merge =
+            self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows && !cluster;
         let (smem, threads) = if dec.is_some() {
             (
                 flash_tc::flash_tc_dec_smem_bytes(hd) as u32,
@@ -695,8 +742,10 @@ impl Kernels {
             b.arg(&cnt).arg(&decode);
         }
         let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
-        self.run(b, grid, threads, smem, "flash attention")?;
-        if n_splits > 1 && !fused_merge {
+        let cluster_z = if cluster { n_splits as u32 } else { 1 };
+        // SAFETY: as `run`; the cluster spans the grid's z axis (grid.2 = cluster_z).
+        unsafe { b.run(grid, threads, smem, self.pdl, cluster_z, "flash attention")? };
+        if n_splits > 1 && !fused_merge && !cluster {
             let mut b = Launch::new(s, &self.flash_merge);
             b.arg(&row_pos)
                 .arg(&a.d)
@@ -767,6 +816,6 @@ impl Kernels {
         // and with the kernel's types (device pointers as u64, int as i32, float as f32); the
         // buffers are sized by `reserve` for CHUNK_ROWS rows and the reserved KV capacity; the
         // kernels call pdl_wait (common.cuh) before their first dependent access.
-        unsafe { b.run(grid, block, smem, self.pdl, what) }
+        unsafe { b.run(grid, block, smem, self.pdl, 1, what) }
     }
 }

@@ -40,7 +40,9 @@ impl<'a> Launch<'a> {
     }
 
     /// Launches with `grid` × `block` threads and `smem` bytes of dynamic shared memory; `pdl`
-    /// allows the kernel to start before the previous one on the stream has finished.
+    /// allows the kernel to start before the previous one on the stream has finished;
+    /// `cluster_z` > 1 groups the blocks into thread-block clusters of (1, 1, cluster_z)
+    /// (sm_90+; `grid.2` must be a multiple of it).
     ///
     /// # Safety
     /// The parameters must be exactly the kernel's, in order and with its types (device
@@ -53,16 +55,30 @@ impl<'a> Launch<'a> {
         block: u32,
         smem: u32,
         pdl: bool,
+        cluster_z: u32,
         what: &str,
     ) -> Result<(), BackendError> {
         self.stream
             .context()
             .bind_to_thread()
             .map_err(|e| dev("binding the CUDA context", e))?;
-        // SAFETY: zero is a valid bit pattern for the attribute (a plain C union).
-        let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
-        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        // SAFETY: zero is a valid bit pattern for the attributes (plain C unions).
+        let mut attrs: [sys::CUlaunchAttribute; 2] = std::mem::zeroed();
+        let mut n_attrs = 0;
+        if pdl {
+            let a = &mut attrs[n_attrs];
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            a.value.programmaticStreamSerializationAllowed = 1;
+            n_attrs += 1;
+        }
+        if cluster_z > 1 {
+            let a = &mut attrs[n_attrs];
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            a.value.clusterDim.x = 1;
+            a.value.clusterDim.y = 1;
+            a.value.clusterDim.z = cluster_z;
+            n_attrs += 1;
+        }
         let cfg = sys::CUlaunchConfig {
             gridDimX: grid.0,
             gridDimY: grid.1,
@@ -72,8 +88,8 @@ impl<'a> Launch<'a> {
             blockDimZ: 1,
             sharedMemBytes: smem,
             hStream: self.stream.cu_stream(),
-            attrs: &mut attr,
-            numAttrs: pdl as u32,
+            attrs: attrs.as_mut_ptr(),
+            numAttrs: n_attrs as u32,
         };
         sys::cuLaunchKernelEx(
             &cfg,

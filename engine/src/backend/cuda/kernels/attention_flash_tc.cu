@@ -237,11 +237,14 @@ struct FtLayout {
 
 // Issues the cp.async copies of keys t0 … t0+63 (keys ≥ k_end zero-filled) of K and V into
 // one stage. Thread tid copies chunk c = tid % CH (CH = HD/8 divides 32, so c is fixed) of
-// keys tid / CH, + nthr / CH, ….
+// keys tid / CH, + nthr / CH, …. With skip ≥ 0 key t0 + skip is left out (skip < 0: none);
+// with only ≥ 0 just key t0 + only is copied (a decode launch copies its row's new key
+// after pdl_wait, the rest of that tile before).
 template <int HD>
 __device__ __forceinline__ void ft_load_tile(unsigned stage, const bf16_t* __restrict__ kc,
                                              const bf16_t* __restrict__ vc, size_t base, int kv,
-                                             int t0, int k_end, int tid, int nthr) {
+                                             int t0, int k_end, int tid, int nthr,
+                                             int skip = -1, int only = -1) {
     using Ly = FtLayout<HD>;
     constexpr int CH = HD / 8;  // 16-byte chunks per key
     const int c = tid % CH, jstep = nthr / CH;
@@ -252,6 +255,7 @@ __device__ __forceinline__ void ft_load_tile(unsigned stage, const bf16_t* __res
     unsigned dst = stage + (unsigned)((j * Ly::LD + c * 8) * 2);
     const size_t at_pad = base + (size_t)t0 * kv + c * 8;  // any valid address (not read)
     for (; j < FT_TILE; j += jstep, at += gstep, dst += sstep) {
+        if (j == skip || (only >= 0 && j != only)) continue;
         const bool ok = t0 + j < k_end;
         const size_t src = ok ? at : at_pad;
         ft_cp_async16(dst, kc + src, ok ? 16 : 0);
@@ -448,21 +452,20 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
 // positions < 256 (finished by the flash kernel) return at once.
 // ft_merge_one is that warp's work for (row, h) at position pos ≥ FT_SPLIT, also run by the
 // flash kernel itself in decode launches (merge_cnt): part_o / part_ml are read with plain
-// loads there, as other blocks of the same launch wrote them.
-__device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int hd, int nh,
-                                             int r, const float* part_o, const float* part_ml,
-                                             int max_splits, float* __restrict__ out,
-                                             int lane) {
-    const int ns = pos / FT_SPLIT + 1;
-    const size_t ps0 = ((size_t)row * nh + h) * max_splits;
-    const float* ml = part_ml + ps0 * 2;
-    const float* po = part_o + ps0 * hd;
-    float M = FT_NEG_INF, L = 0.0f;
-    float O[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dimensions lane + 32i (hd ≤ 128)
+// loads there, as other blocks of the same launch wrote them. ft_merge_fold is its arithmetic
+// over any source of the split states (`ml(s)` → (m_s, l_s), `o(s)` → o_s[0 … hd)): global
+// memory here, a cluster's shared memory in ft_cluster_merge.
+template <class Ml, class Po>
+__device__ __forceinline__ void ft_merge_fold(int ns, int hd, const Ml& ml, const Po& po,
+                                              int lane, float& L, float (&O)[4]) {
+    float M = FT_NEG_INF;
+    L = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) O[i] = 0.0f;  // dimensions lane + 32i (hd ≤ 128)
     for (int s0 = 0; s0 < ns; s0 += 32) {
         const int sl = s0 + lane;
-        const float m = sl < ns ? ml[2 * sl] : FT_NEG_INF;
-        const float l = sl < ns ? ml[2 * sl + 1] : 0.0f;
+        const float m = sl < ns ? ml(sl)[0] : FT_NEG_INF;
+        const float l = sl < ns ? ml(sl)[1] : 0.0f;
         float pm = m;  // max of m over splits s0 … sl
 #pragma unroll
         for (int off = 1; off < 32; off <<= 1) {
@@ -481,7 +484,7 @@ __device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int
             const float bj = __shfl_sync(TC_FULL_MASK, b, j);
             const float lj = __shfl_sync(TC_FULL_MASK, l, j);
             L = L * aj + lj * bj;
-            const float* oj = po + (size_t)(s0 + j) * hd;
+            const float* oj = po(s0 + j);
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const int e = lane + 32 * i;
@@ -490,11 +493,30 @@ __device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int
         }
         M = __shfl_sync(TC_FULL_MASK, Mn, cnt - 1);
     }
+}
+
+// The merged row: out = r(O / L), lane i writing dimensions i, i + 32, ….
+__device__ __forceinline__ void ft_merge_store(float* __restrict__ out_rh, int hd, int r,
+                                               float L, const float (&O)[4], int lane) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int e = lane + 32 * i;
-        if (e < hd) out[(size_t)row * d + h * hd + e] = maybe_round(O[i] / L, r);
+        if (e < hd) out_rh[e] = maybe_round(O[i] / L, r);
     }
+}
+
+__device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int hd, int nh,
+                                             int r, const float* part_o, const float* part_ml,
+                                             int max_splits, float* __restrict__ out,
+                                             int lane) {
+    const size_t ps0 = ((size_t)row * nh + h) * max_splits;
+    const float* ml = part_ml + ps0 * 2;
+    const float* po = part_o + ps0 * hd;
+    float L, O[4];
+    ft_merge_fold(
+        pos / FT_SPLIT + 1, hd, [&](int s) { return ml + 2 * s; },
+        [&](int s) { return po + (size_t)s * hd; }, lane, L, O);
+    ft_merge_store(out + (size_t)row * d + h * hd, hd, r, L, O, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(32)
@@ -567,6 +589,62 @@ __device__ __forceinline__ void ft_fused_merge(int* __restrict__ merge_cnt, int 
         ft_merge_one(r0 + pr / group, kvh * group + pr % group, pos, d, hd, nh, r, part_o,
                      part_ml, max_splits, out, lane);
     }
+}
+
+// ---- thread-block clusters (sm_90): the split merge of a decode launch over DSMEM ----------
+//
+// flash_tc_dec launched with cluster dimensions (1, 1, gridDim.z) — one cluster per (query
+// tile, KV head), its blocks the splits, rank = split — merges without global memory: every
+// block leaves its split state (O + 0 and (M, L) per pair-row) in its own shared memory, the
+// cluster barrier (release / acquire) makes them visible, rank 0 folds them with
+// ft_merge_fold (flash_tc_merge's arithmetic, so the same bits) reading its peers' shared
+// memory, and a second barrier keeps every block (and so its shared memory) alive until then.
+// No partials in global memory, no fence, no atomic, no merge kernel. Blocks of splits past
+// the row still take part in both barriers (a block must not leave while a peer waits).
+__device__ __forceinline__ unsigned ft_cluster_size() {
+    unsigned n = 1;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(n));
+#endif
+    return n;
+}
+__device__ __forceinline__ void ft_cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "barrier.cluster.arrive.release.aligned;\n"
+        "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+// The address of `p` (this block's shared memory) in the shared memory of cluster block `rank`.
+__device__ __forceinline__ const float* ft_cluster_peer(const float* p, unsigned rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned long long q;
+    asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(q) : "l"(p), "r"(rank));
+    return reinterpret_cast<const float*>(q);
+#else
+    return p;
+#endif
+}
+
+// The cluster's merge: `cl` is this block's copy of the split state — O at cl[pr · hd + e],
+// (M, L) at cl[16 · hd + 2 · pr] — written by every block; rank 0 folds pair-rows pr = warp,
+// warp + nwarps, … (query head kvh · group + pr) over splits 0 … pos / 256.
+__device__ __forceinline__ void ft_cluster_merge(const float* cl, int row, int pos, int group,
+                                                 int kvh, int d, int hd, int r,
+                                                 float* __restrict__ out) {
+    ft_cluster_sync();
+    if (blockIdx.z == 0) {
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        for (int pr = warp; pr < group; pr += blockDim.x >> 5) {
+            float L, O[4];
+            ft_merge_fold(
+                pos / FT_SPLIT + 1, hd,
+                [&](int s) { return ft_cluster_peer(cl + 16 * hd + 2 * pr, s); },
+                [&](int s) { return ft_cluster_peer(cl + pr * hd, s); }, lane, L, O);
+            ft_merge_store(out + (size_t)row * d + (kvh * group + pr) * hd, hd, r, L, O, lane);
+        }
+    }
+    ft_cluster_sync();
 }
 
 template <int HD>
@@ -685,7 +763,9 @@ __device__ __forceinline__ void flash_tc_body(
 //
 // flash_tc_dec_bf16_hd*: the same parameters, grid and results as flash_tc_bf16_hd* for
 // launches whose query tiles are one position each (decode; the kernel traps otherwise),
-// block FT_DEC_THREADS, dynamic shared memory flash_tc_dec_smem_bytes (flash_tc.rs). Every
+// block FT_DEC_THREADS, dynamic shared memory flash_tc_dec_smem_bytes (flash_tc.rs); launched
+// with cluster dimensions (1, 1, gridDim.z) it merges rows past one split inside the cluster
+// (ft_cluster_merge: neither part_o / part_ml nor merge_cnt is touched then). Every
 // value it produces has the bits flash_tc_body gives the row: the per-row sequence
 // (M, L, O) ← tile 0, tile 1, … of the split is the same, but the work that does not depend
 // on the sequence runs in parallel. Warp w takes tile w of the split (up to 4 tiles of 64
@@ -726,26 +806,39 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const int kvh = blockIdx.y, split = blockIdx.z;
     const int slot = row_slot[r0], pos = row_pos[r0];
     const int k_begin = split * FT_SPLIT;
-    if (k_begin > pos) return;  // the row does not reach this split
-    const int qg = group;       // pair-rows: the group's query heads at one position
+    // Launched as clusters of the splits (see ft_cluster_merge), rows past one split merge there.
+    const bool clus = pos >= FT_SPLIT && ft_cluster_size() > 1;
+    if (k_begin > pos) {  // the row does not reach this split
+        if (clus) {
+            ft_cluster_sync();
+            ft_cluster_sync();
+        }
+        return;
+    }
+    const int qg = group;  // pair-rows: the group's query heads at one position
     const int k_end = min(k_begin + FT_SPLIT, pos + 1);
     const int ntiles = (k_end - k_begin + FT_TILE - 1) / FT_TILE;
     const size_t base = (size_t)slot * max_ctx * kv + (size_t)kvh * HD;
     const unsigned sbase = ft_smem_addr(ft_smem);
     // In a decode launch (one row per sequence: the kernel before it writes only the rows' own
     // positions; every earlier key was stored by kernels that had finished when that one
-    // started), tiles wholly before the row's position are copied before pdl_wait, the rest
-    // after it.
+    // started), every key before the row's position is copied before pdl_wait — whole tiles,
+    // and the rest of the tile holding the position (its last) but that key — the rest after.
     const int n_pre = decode ? min(ntiles, (pos - k_begin) / FT_TILE) : 0;
-    auto load = [&](int i0, int i1) {
-        for (int i = i0; i < i1; ++i)
-            ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv,
-                             k_begin + i * FT_TILE, k_end, tid, blockDim.x);
-        ft_cp_async_commit();
+    const int jp = pos - (k_begin + n_pre * FT_TILE);  // the position's key in tile n_pre
+    auto load = [&](int i, int skip, int only) {
+        ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv, k_begin + i * FT_TILE,
+                         k_end, tid, blockDim.x, skip, only);
     };
-    load(0, n_pre);
+    for (int i = 0; i < n_pre; ++i) load(i, -1, -1);
+    if (decode && n_pre < ntiles) load(n_pre, jp, -1);
+    ft_cp_async_commit();
     pdl_enter();
-    load(n_pre, ntiles);
+    if (decode && n_pre < ntiles)
+        load(n_pre, -1, jp);
+    else
+        for (int i = n_pre; i < ntiles; ++i) load(i, -1, -1);
+    ft_cp_async_commit();
 
     const int prA = g, prB = g + 8;
     const int posA = prA < qg ? pos : -1;
@@ -839,7 +932,10 @@ __device__ __forceinline__ void flash_tc_dec_body(
         }
     }
 
-    // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state.
+    // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state,
+    // into part_o / part_ml or, in a cluster launch, this block's shared memory (the K region
+    // of stage 0, which only step 1 read; see ft_cluster_merge for the layout).
+    float* cl = reinterpret_cast<float*>(ft_smem);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int pr = half ? prB : prA;
@@ -847,6 +943,8 @@ __device__ __forceinline__ void flash_tc_dec_body(
         const float m = half ? mB : mA, l = half ? lB : lA;
         const int h = kvh * group + pr;
         const size_t ps = ((size_t)r0 * nh + h) * max_splits + split;
+        float* so = clus ? cl + pr * HD : part_o + ps * HD;
+        float* sml = clus ? cl + 16 * HD + 2 * pr : part_ml + ps * 2;
 #pragma unroll
         for (int j = 0; j < OWN; ++j) {
             const int dp = warp + FT_DEC_WARPS * j;
@@ -862,17 +960,20 @@ __device__ __forceinline__ void flash_tc_dec_body(
                 } else {
                     v.x = o[j][hh][2 * half] + 0.0f;
                     v.y = o[j][hh][2 * half + 1] + 0.0f;
-                    *reinterpret_cast<float2*>(part_o + ps * HD + e) = v;
+                    *reinterpret_cast<float2*>(so + e) = v;
                 }
             }
         }
         if (pos >= FT_SPLIT && warp == 0 && t == 0) {
-            part_ml[ps * 2] = m;
-            part_ml[ps * 2 + 1] = l;
+            sml[0] = m;
+            sml[1] = l;
         }
     }
-    ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
-                   max_splits, out);
+    if (clus)
+        ft_cluster_merge(cl, r0, pos, group, kvh, d, HD, r, out);
+    else
+        ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
+                       max_splits, out);
 }
 
 // The parameters of both kernels (the host pushes the same list to either).

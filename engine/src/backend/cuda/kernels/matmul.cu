@@ -235,9 +235,10 @@ __device__ __forceinline__ void load_b_norm(const float* __restrict__ xr,
 // loads overlap the end of the kernel before. Two instances so that the kernel without the
 // norm keeps the registers (80) of three blocks per SM: with ld_stream's 256-byte L2 fetches,
 // occupancy beat deeper batches (H100, Llama-3-8B decode: 8 k32 blocks per lane at 128
-// registers 6.42 ms per step, 4 at 80 registers 6.04 ms).
-#define DEC_U 4
-template <bool NORM>
+// registers 6.42 ms per step, 4 at 80 registers 6.04 ms). A third, mmtc_bf16_dec8, loads
+// batches of 8: the host takes it where that is a warp's whole segment (k ≤ 2048, no norm:
+// SmolLM2's down projection, 6 blocks per warp), so no weight load waits behind the mma.
+template <bool NORM, int DEC_U>
 __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ norm_w,
                                          const int* __restrict__ x_rows, float eps,
                                          float (&red)[TC_SEGS][32][4], float (&inv_s)[8]) {
@@ -351,17 +352,18 @@ __device__ __forceinline__ void dec_body(MMTC_PARAMS, const float* __restrict__ 
     tc_epilogue(v, i0, j0, lane, n, m, epi, r, MMTC_EPI_ARGS);
 }
 
-#define DEC_INSTANCE(NAME, NORM)                                                              \
+#define DEC_INSTANCE(NAME, NORM, U)                                                           \
     extern "C" __global__ void __launch_bounds__(32 * TC_SEGS)                                \
         NAME(MMTC_PARAMS, const float* __restrict__ norm_w, const int* __restrict__ x_rows,   \
              float eps) {                                                                     \
         __shared__ float red[TC_SEGS][32][4];                                                 \
         __shared__ float inv_s[8];                                                            \
-        dec_body<NORM>(x, n, k, w, m, epi, r, MMTC_EPI_ARGS, norm_w, x_rows, eps, red,        \
-                       inv_s);                                                                \
+        dec_body<NORM, U>(x, n, k, w, m, epi, r, MMTC_EPI_ARGS, norm_w, x_rows, eps, red,     \
+                          inv_s);                                                             \
     }
-DEC_INSTANCE(mmtc_bf16_dec, false)
-DEC_INSTANCE(mmtc_bf16_dec_norm, true)
+DEC_INSTANCE(mmtc_bf16_dec, false, 4)
+DEC_INSTANCE(mmtc_bf16_dec_norm, true, 4)
+DEC_INSTANCE(mmtc_bf16_dec8, false, 8)
 
 extern "C" __global__ void __launch_bounds__(128) mmtc_bf16_pre(MMTC_PARAMS) {
     pdl_enter();
