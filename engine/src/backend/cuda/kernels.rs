@@ -119,6 +119,11 @@ const FUSED_NORM_MAX_K: usize = 1024;
 /// last blocks merging three heads each).
 const FUSED_MERGE_MAX_ROWS: usize = 4;
 
+/// k32 weight blocks per batch of `mmtc_bf16_dec` and `mmtc_bf16_dec8` (matmul.cu's DEC_U of
+/// each instance): a warp segment longer than the first and at most the second takes dec8.
+const DEC_BATCH: usize = 4;
+const DEC8_BATCH: usize = 8;
+
 /// Decode launches of the decode flash form with at most this many splits (and at most
 /// `FUSED_MERGE_MAX_ROWS` rows) merge inside a cluster of their splits instead of the
 /// fence/atomic merge (H100, SmolLM2 invariant, ms per step cluster / atomic: batch 1 ctx 300
@@ -155,8 +160,9 @@ pub(crate) struct Kernels {
     /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; without and with the fused RMSNorm),
     /// small and tiled prefill shapes, and decode in weight batches of 8 (`mmtc_bf16_dec8`).
     mmtc: Option<[CudaFunction; 5]>,
-    /// Decode matmuls whose warp segment is 5–8 k32 blocks take `mmtc_bf16_dec8`
-    /// (`TRACECHECK_DEC8=0` keeps `mmtc_bf16_dec`, for A/B timing; the same bits).
+    /// Decode matmuls whose warp segment is 5–8 k32 blocks (`DEC_BATCH` < … ≤ `DEC8_BATCH`)
+    /// take `mmtc_bf16_dec8` (`TRACECHECK_DEC8=0` keeps `mmtc_bf16_dec`, for A/B timing; the
+    /// same bits).
     dec8: bool,
     flash: CudaFunction,
     flash_merge: CudaFunction,
@@ -408,7 +414,7 @@ impl Kernels {
             flash_smem_max,
             dec8: switch_on("TRACECHECK_DEC8"),
             flash_tc: tc,
-            flash_cluster_max: if flash_dec.is_some() { cluster_max } else { 0 },
+            flash_cluster_max: cluster_max,
             flash_dec,
             flash_dec_blocks: ctx
                 .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
@@ -523,7 +529,7 @@ impl Kernels {
                     let per_warp = (k / 32).div_ceil(TC_SEGS as usize);
                     let f = if fused.is_some() {
                         dec_norm
-                    } else if self.dec8 && (5..=8).contains(&per_warp) {
+                    } else if self.dec8 && (DEC_BATCH + 1..=DEC8_BATCH).contains(&per_warp) {
                         dec8
                     } else {
                         dec
@@ -682,22 +688,18 @@ impl Kernels {
     ) -> Result<(), BackendError> {
         let (group, hd) = (a.group as usize, a.hd as usize);
         // Decode launches (one position per tile) of the tensor-core kernel merge their splits
-        // themselves (the tile's last block, a warp per query head: the block gets a warp per
-        // head of the group); prefill chunks keep the merge kernel (a tile's rows × heads
-        // would queue behind one block).
+        // themselves; prefill chunks keep the merge kernel (a tile's rows × heads would queue
+        // behind one block). The decode form with few splits merges inside a cluster of them;
+        // otherwise the tile's last block does (merge_cnt; a warp per query head: the block
+        // gets a warp per head of the group).
         let blocks = n_tiles * a.n_kv_head as usize * n_splits;
         let dec = self
             .flash_dec
             .as_ref()
             .filter(|_| qt == 1 && blocks <= self.flash_dec_blocks);
-        // The decode form with few splits and rows merges them inside a cluster (no merge_cnt):
-        // where the kernel would merge itself, with fewer splits.
-        let cluster = dec.is_some()
-            && n_splits > 1
-            && n_splits <= self.flash_cluster_max
-            && n <= self.fused_merge_rows;
-        let fused_merge =
-            self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows && !cluster;
+        let self_merge = self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows;
+        let cluster = self_merge && dec.is_some() && n_splits <= self.flash_cluster_max;
+        let fused_merge = self_merge && !cluster;
         let (smem, threads) = if dec.is_some() {
             (
                 flash_tc::flash_tc_dec_smem_bytes(hd) as u32,
@@ -742,10 +744,11 @@ impl Kernels {
             b.arg(&cnt).arg(&decode);
         }
         let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
-        let cluster_z = if cluster { n_splits as u32 } else { 1 };
-        // SAFETY: as `run`; the cluster spans the grid's z axis (grid.2 = cluster_z).
-        unsafe { b.run(grid, threads, smem, self.pdl, cluster_z, "flash attention")? };
-        if n_splits > 1 && !fused_merge && !cluster {
+        if cluster {
+            b.clusters(n_splits as u32);
+        }
+        self.run(b, grid, threads, smem, "flash attention")?;
+        if n_splits > 1 && !self_merge {
             let mut b = Launch::new(s, &self.flash_merge);
             b.arg(&row_pos)
                 .arg(&a.d)
@@ -815,7 +818,8 @@ impl Kernels {
         // SAFETY: every launch function above passes exactly the kernel's parameters, in order
         // and with the kernel's types (device pointers as u64, int as i32, float as f32); the
         // buffers are sized by `reserve` for CHUNK_ROWS rows and the reserved KV capacity; the
-        // kernels call pdl_wait (common.cuh) before their first dependent access.
-        unsafe { b.run(grid, block, smem, self.pdl, 1, what) }
+        // kernels call pdl_wait (common.cuh) before their first dependent access; the one
+        // cluster launch (flash) spans the grid's z axis.
+        unsafe { b.run(grid, block, smem, self.pdl, what) }
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct Launch<'a> {
     stream: &'a CudaStream,
     func: &'a CudaFunction,
     args: Vec<*mut c_void>,
+    /// Thread-block clusters of (1, 1, cluster_z); 1: none.
+    cluster_z: u32,
     _args: PhantomData<&'a ()>,
 }
 
@@ -29,6 +31,7 @@ impl<'a> Launch<'a> {
             stream,
             func,
             args: Vec::with_capacity(24),
+            cluster_z: 1,
             _args: PhantomData,
         }
     }
@@ -39,10 +42,15 @@ impl<'a> Launch<'a> {
         self
     }
 
+    /// Groups the blocks into thread-block clusters of (1, 1, `z`) (sm_90+; the grid's z must
+    /// be a multiple of it).
+    pub fn clusters(&mut self, z: u32) -> &mut Self {
+        self.cluster_z = z;
+        self
+    }
+
     /// Launches with `grid` × `block` threads and `smem` bytes of dynamic shared memory; `pdl`
-    /// allows the kernel to start before the previous one on the stream has finished;
-    /// `cluster_z` > 1 groups the blocks into thread-block clusters of (1, 1, cluster_z)
-    /// (sm_90+; `grid.2` must be a multiple of it).
+    /// allows the kernel to start before the previous one on the stream has finished.
     ///
     /// # Safety
     /// The parameters must be exactly the kernel's, in order and with its types (device
@@ -55,7 +63,6 @@ impl<'a> Launch<'a> {
         block: u32,
         smem: u32,
         pdl: bool,
-        cluster_z: u32,
         what: &str,
     ) -> Result<(), BackendError> {
         self.stream
@@ -71,12 +78,12 @@ impl<'a> Launch<'a> {
             a.value.programmaticStreamSerializationAllowed = 1;
             n_attrs += 1;
         }
-        if cluster_z > 1 {
+        if self.cluster_z > 1 {
             let a = &mut attrs[n_attrs];
             a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
             a.value.clusterDim.x = 1;
             a.value.clusterDim.y = 1;
-            a.value.clusterDim.z = cluster_z;
+            a.value.clusterDim.z = self.cluster_z;
             n_attrs += 1;
         }
         let cfg = sys::CUlaunchConfig {

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Review: cluster attribute set through Launch::clusters — cluster path exact and timed as before.
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64
+B=$PWD/.dev/bin3; R=$OUT
+t() { local n=$1 pol=$2 m=$3; shift 3; timeout 150 $B/tracecheck run --mode b3_81 --backend cuda --model $m --gen 8 --span 4 --out /root/$n --timeout 120 "$@" > /root/$n.log 2>&1; rc=$?; echo "$n run rc $rc"; [ $rc = 0 ] || tail -4 /root/$n.log; $B/tracecheck analyze --mode b3_81 --traces-dir /root/$n --gate PASS_EQUIV --policy $pol > /root/$n.an 2>&1; a=$?; echo "analyze rc $a"; grep "cells:\|gate" /root/$n.an; [ $a = 0 ] || { cp /root/$n.an /root/$n.log $R/; }; }
+t inv_bf16_short exact dummy:smollm2-135m --batches 1,2,3,4,8,64 --ctx 700 --dtype bf16
+for c in 3 0; do echo "-- cluster max $c"; TRACECHECK_FLASH_CLUSTER_MAX=$c TRACECHECK_BENCH_REPEATS=5 TRACECHECK_BENCH_CONFIGS=1x512,8x512 TRACECHECK_BENCH_NUMERICS=invariant timeout 90 $B/cuda_speed 2>&1 | grep "^| inv"; done
