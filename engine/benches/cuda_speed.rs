@@ -4,9 +4,14 @@
 //!
 //! For each numerics mode and each (batch, ctx): reserve, warm up (kernels compiled, decode
 //! graphs captured by a first untimed repeat), then `repeats` timed repeats of a prefill of
-//! `ctx` tokens per sequence and `steps` decode steps; times come from CUDA events on the
-//! engine's stream (the decode interval includes the host's work between steps: that is the
-//! decode rate a user gets), medians are reported. Prints one Markdown table and one JSON line.
+//! `ctx` tokens per sequence and `steps` greedy decode steps, twice over the same positions:
+//! once returning each step's logits to the host, which picks the next token (capture's span
+//! steps), once as a greedy chain (`decode_greedy`: the next token chosen on the device, the
+//! steps back to back — a decode loop, and capture's steps past the span). Both chains pick
+//! the same tokens, so the second rewrites the cache with the same values; the untimed repeat
+//! checks that the ids agree. Times come from CUDA events on the engine's stream (the decode
+//! interval includes the host's work between steps: that is the decode rate a user gets),
+//! medians are reported. Prints one Markdown table and one JSON line.
 //!
 //! Columns: achieved bandwidth = bytes a decode step must read (weights + the KV cache up to
 //! the position) / step time, against the copy ceiling; prefill FLOP/s = matmul + causal
@@ -28,7 +33,9 @@
 
 use std::time::Instant;
 
-use tracecheck_engine::backend::{Backend, BackendError, CudaBackend, Precision, SeqChunk};
+use tracecheck_engine::backend::{
+    argmax, greedy_step, Backend, BackendError, CudaBackend, Precision, SeqChunk,
+};
 use tracecheck_engine::capture::{open_model, ModelSpec};
 use tracecheck_engine::model::LlamaConfig;
 use tracecheck_engine::trace::{AttnImpl, Dtype, Numerics};
@@ -80,9 +87,12 @@ struct Row {
     batch: usize,
     ctx: usize,
     prefill_s: f64,
+    /// A greedy decode step, and one that returns the logits.
     step_s: f64,
+    logits_step_s: f64,
 }
 
+/// Medians of one (batch, ctx): prefill, greedy step, step with logits (seconds).
 fn bench(
     be: &mut CudaBackend,
     cfg: &LlamaConfig,
@@ -90,7 +100,7 @@ fn bench(
     ctx: usize,
     steps: usize,
     repeats: usize,
-) -> Result<(f64, f64), BackendError> {
+) -> Result<(f64, f64, f64), BackendError> {
     be.reserve(batch, ctx + steps + 1)?;
     be.warm_up()?;
     let prompts: Vec<Vec<u32>> = (0..batch)
@@ -100,8 +110,14 @@ fn bench(
                 .collect()
         })
         .collect();
-    let (mut pre, mut dec) = (Vec::new(), Vec::new());
-    // Repeat 0 is a warm-up (first-use costs, graph capture).
+    let first: Vec<[u32; 1]> = (0..batch)
+        .map(|b| [((b * 31 + 7) % cfg.vocab) as u32])
+        .collect();
+    let start: Vec<SeqChunk> = (0..batch)
+        .map(|b| SeqChunk::step(b, ctx, &first[b]))
+        .collect();
+    let (mut pre, mut dec, mut dec_logits) = (Vec::new(), Vec::new(), Vec::new());
+    // Repeat 0 is a warm-up (first-use costs, graph capture) and the greedy check.
     for rep in 0..=repeats {
         let seqs: Vec<SeqChunk> = prompts
             .iter()
@@ -110,25 +126,36 @@ fn bench(
             .collect();
         let mut logits = Vec::new();
         let (_, p) = be.timed(|be| be.forward(&seqs, &mut logits))?;
-        let (_, d) = be.timed(|be| {
+        let mut chosen = Vec::with_capacity(steps * batch);
+        let (_, dl) = be.timed(|be| {
+            let mut toks = first.clone();
             for j in 0..steps {
-                let toks: Vec<[u32; 1]> = (0..batch)
-                    .map(|b| [((j * 31 + b) % cfg.vocab) as u32])
-                    .collect();
-                let seqs: Vec<SeqChunk> = (0..batch)
-                    .map(|b| SeqChunk::step(b, ctx + j, &toks[b]))
-                    .collect();
                 logits.clear();
-                be.forward(&seqs, &mut logits)?;
+                be.forward(&greedy_step(&start, &toks, j), &mut logits)?;
+                for (t, l) in toks.iter_mut().zip(logits.chunks_exact(cfg.vocab)) {
+                    *t = [argmax(l)];
+                    chosen.push(t[0]);
+                }
             }
             Ok(())
         })?;
+        let mut next = Vec::with_capacity(steps * batch);
+        let (_, d) = be.timed(|be| be.decode_greedy(&start, steps, &mut next))?;
+        if next != chosen {
+            let at = next.iter().zip(&chosen).position(|(a, b)| a != b);
+            return Err(BackendError::Device(format!(
+                "the greedy chain's ids differ from the host argmax of the logits (first at step×row {at:?}; {} vs {} ids)",
+                next.len(),
+                chosen.len()
+            )));
+        }
         if rep > 0 {
             pre.push(p);
             dec.push(d / steps as f64);
+            dec_logits.push(dl / steps as f64);
         }
     }
-    Ok((median(pre), median(dec)))
+    Ok((median(pre), median(dec), median(dec_logits)))
 }
 
 fn main() {
@@ -195,14 +222,15 @@ fn main() {
         );
         for &(batch, ctx) in &configs {
             match bench(&mut be, &cfg, batch, ctx, steps, repeats) {
-                Ok((prefill_s, step_s)) => {
-                    eprintln!("{nm} b{batch} ctx{ctx}: prefill {prefill_s:.4}s, step {step_s:.6}s");
+                Ok((prefill_s, step_s, logits_step_s)) => {
+                    eprintln!("{nm} b{batch} ctx{ctx}: prefill {prefill_s:.4}s, step {step_s:.6}s (with logits {logits_step_s:.6}s)");
                     rows.push(Row {
                         numerics: nm,
                         batch,
                         ctx,
                         prefill_s,
                         step_s,
+                        logits_step_s,
                     });
                     high_water.push((nm, batch, ctx, be.memory().high_water as f64 / 1e6));
                 }
@@ -215,9 +243,9 @@ fn main() {
             .find(|f| f.numerics == Numerics::Fast && f.batch == r.batch && f.ctx == r.ctx)
     };
     println!(
-        "| numerics | batch | ctx | prefill (ms) | prefill tok/s | prefill TFLOP/s (% of {tflops_ceiling:.0}) | decode tok/s | ms/step | decode GB/s (% of {bw_ceiling:.0}) | ×fast prefill | ×fast decode | high-water MB |"
+        "| numerics | batch | ctx | prefill (ms) | prefill tok/s | prefill TFLOP/s (% of {tflops_ceiling:.0}) | decode tok/s | ms/step | decode GB/s (% of {bw_ceiling:.0}) | ms/step, logits to host | ×fast prefill | ×fast decode | high-water MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut json_rows = Vec::new();
     for (r, hw) in rows.iter().zip(&high_water) {
         let tok_s = (r.batch * r.ctx) as f64 / r.prefill_s;
@@ -228,7 +256,7 @@ fn main() {
             None => (f64::NAN, f64::NAN),
         };
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.1} ({:.1} %) | {:.0} | {:.3} | {:.0} ({:.1} %) | {:.2} | {:.2} | {:.0} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.1} ({:.1} %) | {:.0} | {:.3} | {:.0} ({:.1} %) | {:.3} | {:.2} | {:.2} | {:.0} |",
             r.numerics,
             r.batch,
             r.ctx,
@@ -240,6 +268,7 @@ fn main() {
             r.step_s * 1e3,
             gbs,
             100.0 * gbs / bw_ceiling,
+            r.logits_step_s * 1e3,
             xp,
             xd,
             hw.3
@@ -248,6 +277,7 @@ fn main() {
             "numerics": r.numerics.as_str(), "batch": r.batch, "ctx": r.ctx,
             "prefill_s": r.prefill_s, "prefill_tok_s": tok_s, "prefill_tflops": tflops,
             "decode_tok_s": r.batch as f64 / r.step_s, "decode_ms_per_step": r.step_s * 1e3,
+            "decode_logits_ms_per_step": r.logits_step_s * 1e3,
             "decode_gb_s": gbs, "x_fast_prefill": xp, "x_fast_decode": xd, "high_water_mb": hw.3,
         }));
     }

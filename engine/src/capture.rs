@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
+pub use crate::backend::argmax;
 use crate::backend::{AnyBackend, Backend, BackendError, BackendKind, Precision, SeqChunk};
 use std::sync::Arc;
 
@@ -121,17 +122,6 @@ pub struct Captured {
     pub reference_prefill_s: f64,
 }
 
-/// Greedy choice: the largest logit, ties to the lowest id (NaN never wins).
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0usize;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] || row[best].is_nan() && !v.is_nan() {
-            best = i;
-        }
-    }
-    best as u32
-}
-
 /// Runs the three passes on a loaded, reserved backend. `prompts[b]` is sequence b's prompt
 /// (its KV slot is b); `events(phase, "start"|"end")` brackets each pass.
 pub fn run_passes(
@@ -165,10 +155,12 @@ pub fn run_passes(
     }
     events("prefill", "end");
 
-    // Greedy decode: step j consumes generated[j−1] at position P+j−1; no EOS stop.
+    // Greedy decode: step j consumes generated[j−1] at position P+j−1; no EOS stop. The
+    // span's steps return their logits (decode rows); the steps past it only their tokens,
+    // run by the backend as one greedy chain.
     events("decode", "start");
     let t = Instant::now();
-    for j in 1..gen {
+    for j in 1..span {
         let toks: Vec<[u32; 1]> = generated.iter().map(|g| [g[j - 1]]).collect();
         let seqs: Vec<SeqChunk> = (0..batch)
             .map(|b| SeqChunk::step(b, prompts[b].len() + j - 1, &toks[b]))
@@ -177,10 +169,28 @@ pub fn run_passes(
         be.forward(&seqs, &mut logits)?;
         for b in 0..batch {
             let l = &logits[b * vocab..(b + 1) * vocab];
-            if j < span {
-                decode[row(b, j)..row(b, j) + vocab].copy_from_slice(l);
-            }
+            decode[row(b, j)..row(b, j) + vocab].copy_from_slice(l);
             generated[b].push(argmax(l));
+        }
+    }
+    if gen > span {
+        let toks: Vec<[u32; 1]> = generated.iter().map(|g| [g[span - 1]]).collect();
+        let seqs: Vec<SeqChunk> = (0..batch)
+            .map(|b| SeqChunk::step(b, prompts[b].len() + span - 1, &toks[b]))
+            .collect();
+        let mut next = Vec::with_capacity(batch * (gen - span));
+        be.decode_greedy(&seqs, gen - span, &mut next)?;
+        if next.len() != batch * (gen - span) {
+            return Err(CaptureError::Internal(format!(
+                "greedy decode returned {} tokens for {} steps of {batch} sequences",
+                next.len(),
+                gen - span
+            )));
+        }
+        for step in next.chunks_exact(batch) {
+            for (g, &t) in generated.iter_mut().zip(step) {
+                g.push(t);
+            }
         }
     }
     let decode_s = t.elapsed().as_secs_f64();

@@ -192,3 +192,85 @@ fn batch_sixteen_matches_batch_one() {
     let row = SPAN * vocab;
     assert_eq!(bits(&one.decode), bits(&big.decode[13 * row..14 * row]));
 }
+
+/// A greedy chain (`decode_greedy`: the steps past the span) picks, step for step, what a loop
+/// of `forward` + host argmax picks, and capture's tokens past the span are that chain's.
+#[test]
+fn greedy_chain_matches_forward_and_argmax() {
+    use tracecheck_engine::backend::{argmax, SeqChunk};
+    let model = tiny_model();
+    let vocab = model.config().vocab;
+    let ps = prompts(&model, 0, 3, 12, false);
+    let load = || {
+        let mut be = CpuBackend::new(None);
+        be.load(
+            &model,
+            Precision {
+                dtype: Dtype::Bf16,
+                attn: AttnImpl::Flash,
+                numerics: Numerics::Invariant,
+            },
+        )
+        .unwrap();
+        be.reserve(ps.len(), 12 + 20).unwrap();
+        let seqs: Vec<SeqChunk> = ps
+            .iter()
+            .enumerate()
+            .map(|(b, p)| SeqChunk::prompt(b, p))
+            .collect();
+        let mut logits = Vec::new();
+        be.forward(&seqs, &mut logits).unwrap();
+        let first: Vec<[u32; 1]> = logits.chunks_exact(vocab).map(|l| [argmax(l)]).collect();
+        (be, first)
+    };
+    let steps = 9;
+    let (mut be, first) = load();
+    let start: Vec<SeqChunk> = (0..ps.len())
+        .map(|b| SeqChunk::step(b, ps[b].len(), &first[b]))
+        .collect();
+    let mut chain = Vec::new();
+    be.decode_greedy(&start, steps, &mut chain).unwrap();
+    assert_eq!(chain.len(), steps * ps.len());
+
+    let (mut be, first) = load();
+    let mut toks = first.clone();
+    let mut looped = Vec::new();
+    for j in 0..steps {
+        let mut logits = Vec::new();
+        be.forward(
+            &tracecheck_engine::backend::greedy_step(&start, &toks, j),
+            &mut logits,
+        )
+        .unwrap();
+        for (t, l) in toks.iter_mut().zip(logits.chunks_exact(vocab)) {
+            *t = [argmax(l)];
+            looped.push(t[0]);
+        }
+    }
+    assert_eq!(chain, looped);
+
+    let cap = capture(&model, Dtype::Bf16, AttnImpl::Flash, &ps, 1);
+    for (b, g) in cap.generated.iter().enumerate() {
+        assert_eq!(g[0], first[b][0]);
+    }
+    // Past the span, capture's tokens continue from the span's last token as a chain.
+    let (mut be, _) = load();
+    let toks: Vec<[u32; 1]> = cap.generated.iter().map(|g| [g[SPAN - 1]]).collect();
+    for (b, p) in ps.iter().enumerate() {
+        for j in 1..SPAN {
+            let t = [cap.generated[b][j - 1]];
+            let mut l = Vec::new();
+            be.forward(&[SeqChunk::step(b, p.len() + j - 1, &t)], &mut l)
+                .unwrap();
+        }
+    }
+    let from: Vec<SeqChunk> = (0..ps.len())
+        .map(|b| SeqChunk::step(b, ps[b].len() + SPAN - 1, &toks[b]))
+        .collect();
+    let mut rest = Vec::new();
+    be.decode_greedy(&from, GEN - SPAN, &mut rest).unwrap();
+    for (b, g) in cap.generated.iter().enumerate() {
+        let tail: Vec<u32> = rest.iter().skip(b).step_by(ps.len()).copied().collect();
+        assert_eq!(&g[SPAN..], &tail[..]);
+    }
+}

@@ -156,6 +156,29 @@ pub fn flatten_step(
     Ok(rows)
 }
 
+/// Greedy choice: the largest logit, ties to the lowest id (NaN never wins; an all-NaN row
+/// gives 0). The CUDA backend's device argmax (argmax.cu) keeps exactly this order.
+pub fn argmax(row: &[f32]) -> u32 {
+    // Two passes the compiler vectorises: the largest value (`max` passes over NaN; -0 and +0
+    // compare equal, so either may come out), then the first id holding a value equal to it.
+    let mut lanes = [f32::NAN; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = l.max(*v);
+        }
+    }
+    let m = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NAN, |a, &v| a.max(v));
+    if m.is_nan() {
+        return 0;
+    }
+    row.iter().position(|&v| v == m).unwrap_or(0) as u32
+}
+
 /// What a backend reports about memory, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MemoryStats {
@@ -185,6 +208,35 @@ pub trait Backend {
     /// order, then `keep` order) to `logits`.
     fn forward(&mut self, seqs: &[SeqChunk<'_>], logits: &mut Vec<f32>)
         -> Result<(), BackendError>;
+    /// Runs one forward step like [`Backend::forward`] but appends only each kept row's greedy
+    /// next token ([`argmax`] of its logits, same order) to `next`: the decode steps whose
+    /// logits are not recorded. A GPU backend chooses on the device and moves one id per row
+    /// to the host instead of the row's `vocab` floats.
+    fn forward_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        let mut logits = Vec::new();
+        self.forward(seqs, &mut logits)?;
+        let kept: usize = seqs.iter().map(|s| s.keep.len()).sum();
+        if let Some(vocab) = logits.len().checked_div(kept).filter(|&v| v > 0) {
+            next.extend(logits.chunks_exact(vocab).map(argmax));
+        }
+        Ok(())
+    }
+    /// Runs `steps` greedy decode steps: `seqs` is the first step (one token per sequence,
+    /// kept, each sequence in its own slot) and step i + 1 feeds every sequence the token step
+    /// i chose, one position on. Appends the chosen ids step by step (`steps` × `seqs.len()`).
+    /// A GPU backend runs the steps back to back without the host in between.
+    fn decode_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        steps: usize,
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        decode_greedy_stepwise(self, seqs, steps, next)
+    }
     /// Setup that must not be timed as prefill/decode (compilation, graph capture, warm-up).
     fn warm_up(&mut self) -> Result<(), BackendError> {
         Ok(())
@@ -195,6 +247,62 @@ pub trait Backend {
     fn memory_probe(&self) -> Option<MemoryProbe> {
         None
     }
+}
+
+/// [`Backend::decode_greedy`] one [`Backend::forward_greedy`] step at a time.
+pub fn decode_greedy_stepwise<B: Backend + ?Sized>(
+    be: &mut B,
+    seqs: &[SeqChunk<'_>],
+    steps: usize,
+    next: &mut Vec<u32>,
+) -> Result<(), BackendError> {
+    let mut toks = greedy_chain_tokens(seqs)?;
+    for j in 0..steps {
+        let from = next.len();
+        be.forward_greedy(&greedy_step(seqs, &toks, j), next)?;
+        if next.len() != from + seqs.len() {
+            return Err(BackendError::Device(format!(
+                "greedy step {j}: {} ids for {} sequences",
+                next.len() - from,
+                seqs.len()
+            )));
+        }
+        for (t, &id) in toks.iter_mut().zip(&next[from..]) {
+            *t = [id];
+        }
+    }
+    Ok(())
+}
+
+/// Step `j` of the greedy chain that starts at `seqs`, fed `toks` (one per sequence).
+pub fn greedy_step<'a>(seqs: &[SeqChunk<'_>], toks: &'a [[u32; 1]], j: usize) -> Vec<SeqChunk<'a>> {
+    seqs.iter()
+        .zip(toks)
+        .map(|(q, t)| SeqChunk::step(q.slot, q.start + j, t))
+        .collect()
+}
+
+/// The first tokens of a greedy chain ([`Backend::decode_greedy`]), after checking its shape:
+/// one kept token per sequence, each sequence in its own slot.
+pub fn greedy_chain_tokens(seqs: &[SeqChunk<'_>]) -> Result<Vec<[u32; 1]>, BackendError> {
+    let mut slots: Vec<usize> = seqs.iter().map(|q| q.slot).collect();
+    slots.sort_unstable();
+    if slots.windows(2).any(|w| w[0] == w[1]) {
+        return Err(BackendError::Usage(
+            "greedy decode: two sequences share a KV slot".into(),
+        ));
+    }
+    seqs.iter()
+        .map(|q| match (q.tokens, q.keep.as_slice()) {
+            ([t], [0]) => Ok([*t]),
+            _ => Err(BackendError::Usage(format!(
+                "greedy decode: slot {} brings {} tokens keeping {:?}; each sequence brings one token and keeps it",
+                q.slot,
+                q.tokens.len(),
+                q.keep
+            ))),
+        })
+        .collect()
 }
 
 /// Device memory in use, MB (see [`Backend::memory_probe`]).
@@ -285,6 +393,21 @@ impl Backend for AnyBackend {
     ) -> Result<(), BackendError> {
         self.inner().forward(seqs, logits)
     }
+    fn forward_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        self.inner().forward_greedy(seqs, next)
+    }
+    fn decode_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        steps: usize,
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        self.inner().decode_greedy(seqs, steps, next)
+    }
     fn warm_up(&mut self) -> Result<(), BackendError> {
         self.inner().warm_up()
     }
@@ -293,5 +416,85 @@ impl Backend for AnyBackend {
     }
     fn memory_probe(&self) -> Option<MemoryProbe> {
         self.inner_ref().memory_probe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: the first id whose value beats every earlier one, NaN never winning.
+    fn argmax_by_definition(row: &[f32]) -> u32 {
+        let mut best = 0usize;
+        for (i, v) in row.iter().enumerate() {
+            if *v > row[best] || row[best].is_nan() && !v.is_nan() {
+                best = i;
+            }
+        }
+        best as u32
+    }
+
+    #[test]
+    fn argmax_keeps_the_definition_on_ties_nan_and_signed_zeros() {
+        let mut state = 0x2545f4914f6cdd1du64;
+        let mut rows: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![f32::NAN],
+            vec![f32::NAN; 37],
+            vec![-0.0, 0.0, -1.0],
+            vec![0.0, -0.0, -1.0],
+            vec![f32::NAN, f32::NEG_INFINITY, f32::NAN],
+            vec![1.0, f32::INFINITY, 3.0, f32::INFINITY],
+        ];
+        for len in [1usize, 15, 16, 17, 33, 100, 49152] {
+            let mut r: Vec<f32> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state % 16) as f32 - 8.0) / 2.0
+                })
+                .collect();
+            rows.push(r.clone());
+            r[len / 3] = f32::NAN;
+            r[0] = f32::NAN;
+            rows.push(r.clone());
+            r[len - 1] = 50.0;
+            r[len / 2] = 50.0;
+            rows.push(r);
+        }
+        for r in &rows {
+            assert_eq!(
+                argmax(r),
+                argmax_by_definition(r),
+                "{:?}",
+                &r[..r.len().min(8)]
+            );
+        }
+    }
+
+    #[test]
+    fn greedy_chains_take_one_kept_token_per_slot() {
+        let (a, b) = ([5u32], [6u32]);
+        let ok = [SeqChunk::step(0, 3, &a), SeqChunk::step(2, 9, &b)];
+        assert_eq!(greedy_chain_tokens(&ok).unwrap(), vec![[5], [6]]);
+        let shared = [SeqChunk::step(1, 3, &a), SeqChunk::step(1, 4, &b)];
+        let e = greedy_chain_tokens(&shared).unwrap_err().to_string();
+        assert!(e.contains("share a KV slot"), "{e}");
+        let two = [1u32, 2];
+        let long = [SeqChunk::prompt(0, &two)];
+        let e = greedy_chain_tokens(&long).unwrap_err().to_string();
+        assert!(e.contains("brings 2 tokens"), "{e}");
+        let mut unkept = SeqChunk::step(0, 3, &a);
+        unkept.keep.clear();
+        assert!(greedy_chain_tokens(&[unkept]).is_err());
+        let steps = greedy_step(&ok, &[[7], [8]], 4);
+        assert_eq!(
+            steps
+                .iter()
+                .map(|q| (q.slot, q.start, q.tokens[0]))
+                .collect::<Vec<_>>(),
+            vec![(0, 7, 7), (2, 13, 8)]
+        );
     }
 }

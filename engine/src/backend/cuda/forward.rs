@@ -11,27 +11,43 @@
 //! CUDA graph captured at the first step of their shape: a decode step is 5 launches per layer
 //! with bf16 numerics (QKV with its norm, attention, O, gate/up with its norm, down; 6 with a
 //! separate split merge), too many to issue one by one when each runs for microseconds.
+//!
+//! Greedy steps ([`decode_greedy`]; single steps through `Out::Greedy`) choose the next token on
+//! the device (argmax.cu) and bring back one id per row instead of the row's logits; a greedy
+//! chain replays its step graph back to back, the argmax writing the next step's tokens and
+//! positions into the row metadata, with no host work between the steps (H100, SmolLM2 batch 8
+//! ctx 512: 0.86 ms per step returning logits, 0.65 choosing on the device, 0.63 chained).
 
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaStream};
 use std::sync::Arc;
 
-use crate::backend::{flatten_step, BackendError, Precision, SeqChunk, StepRow};
+use crate::backend::{
+    flatten_step, greedy_chain_tokens, greedy_step, BackendError, Precision, SeqChunk, StepRow,
+};
 use crate::model::LlamaConfig;
 use crate::trace::{AttnImpl, Dtype};
 
-use super::kernels::{AttnShape, Epi, FastScratch, Gemm, Kernels, Norm, QkvArgs, FLASH_SPLIT};
+use super::kernels::{
+    ArgmaxArgs, AttnShape, Epi, FastScratch, Gemm, Kernels, Norm, QkvArgs, FLASH_SPLIT,
+};
 use super::memory::{copy_dtoh, copy_htod, dev};
 use super::{State, Weights, CHUNK_ROWS, LOGIT_ROWS};
 
 /// Row metadata of one chunk, i32, uploaded once per chunk: tokens, KV slot and position of
-/// each row, flash query tiles (first row, rows), and the kept rows.
+/// each row, flash query tiles (first row, rows), the kept rows, and each row's count of
+/// greedy ids chosen since the upload (zero; argmax.cu counts it up).
 const TOK: usize = 0;
 const SLOT: usize = CHUNK_ROWS;
 const POS: usize = 2 * CHUNK_ROWS;
 const TILES: usize = 3 * CHUNK_ROWS;
 const KEPT: usize = 5 * CHUNK_ROWS;
-pub(super) const META_INTS: usize = 6 * CHUNK_ROWS;
+const STEPS: usize = 6 * CHUNK_ROWS;
+pub(super) const META_INTS: usize = 7 * CHUNK_ROWS;
+
+/// Greedy decode steps replayed back to back before their ids come to the host (bounds the
+/// ids buffer: `GREEDY_STEPS` × `LOGIT_ROWS`).
+pub(super) const GREEDY_STEPS: usize = 128;
 
 /// What a chunk's launches depend on besides the uploaded metadata: a captured decode graph
 /// is keyed by it (positions, slots and tokens are read from device memory, so one graph
@@ -45,6 +61,16 @@ pub(crate) struct Shape {
     /// At most one row per sequence (a decode step): attention may then read the K/V of
     /// earlier positions before the QKV kernel has finished (it writes only the rows' own).
     single: bool,
+    /// The kept rows' greedy ids are chosen on the device (argmax.cu) and only they come back.
+    greedy: bool,
+}
+
+/// What a forward step hands back for its kept rows.
+pub(super) enum Out<'a> {
+    /// Their logits, appended (`vocab` floats per row).
+    Logits(&'a mut Vec<f32>),
+    /// Their greedy next tokens, appended.
+    Greedy(&'a mut Vec<u32>),
 }
 
 /// Chunks of at most this many rows, with all their kept rows in one logits launch, run as a
@@ -72,38 +98,110 @@ pub(super) fn forward(
     pass: Pass<'_>,
     st: &mut State,
     seqs: &[SeqChunk<'_>],
-    logits: &mut Vec<f32>,
+    mut out: Out<'_>,
 ) -> Result<(), BackendError> {
     let Pass { cfg, k, s, .. } = pass;
     let rows = flatten_step(seqs, st.slots, st.max_ctx, cfg.vocab)?;
+    let greedy = matches!(out, Out::Greedy(_));
     for chunk in rows.chunks(CHUNK_ROWS) {
-        let (shape, n_splits) = upload_meta(st, k, s, chunk)?;
-        if st.use_graphs && shape.n <= GRAPH_MAX_ROWS && shape.kept <= LOGIT_ROWS {
-            // Every split of the reserved context is launched: blocks past a row's position
-            // return at once, so the graph does not depend on the positions.
-            if !st.graphs.contains_key(&shape) {
-                let g = capture(s, || {
-                    enqueue_layers(pass, st, shape, st.max_splits)?;
-                    enqueue_logits(pass, st, 0, shape.kept)
-                })?;
-                st.graphs.insert(shape, g);
-            }
-            st.graphs[&shape]
-                .launch()
-                .map_err(|e| dev("cuGraphLaunch", e))?;
-            fetch_logits(st, s, shape.kept, cfg.vocab, logits)?;
+        let (shape, n_splits) = upload_meta(st, k, s, chunk, greedy)?;
+        if graphed(st, shape.n, shape.kept) {
+            launch_graph(pass, st, shape)?;
+            fetch(st, s, shape.kept, cfg.vocab, &mut out)?;
         } else {
             enqueue_layers(pass, st, shape, n_splits)?;
             let mut g0 = 0;
             while g0 < shape.kept {
                 let g = (shape.kept - g0).min(LOGIT_ROWS);
-                enqueue_logits(pass, st, g0, g)?;
-                fetch_logits(st, s, g, cfg.vocab, logits)?;
+                enqueue_logits(pass, st, g0, shape, g)?;
+                fetch(st, s, g, cfg.vocab, &mut out)?;
                 g0 += g;
             }
         }
     }
     Ok(())
+}
+
+/// Runs `steps` greedy decode steps of one token per sequence (each kept), step i + 1 fed the
+/// ids step i chose; appends the ids step by step. Each step replays the step's graph with no
+/// host work in between: the argmax kernel writes the next step's tokens and positions into
+/// the row metadata itself, and the ids come to the host every `GREEDY_STEPS` steps. Without
+/// graphs, or for shapes no graph serves, the steps run one `forward` at a time.
+pub(super) fn decode_greedy(
+    pass: Pass<'_>,
+    st: &mut State,
+    seqs: &[SeqChunk<'_>],
+    steps: usize,
+    next: &mut Vec<u32>,
+) -> Result<(), BackendError> {
+    let Pass { cfg, k, s, .. } = pass;
+    let mut toks = greedy_chain_tokens(seqs)?;
+    let n = seqs.len();
+    let chained = graphed(st, n, n);
+    let mut done = 0;
+    while done < steps {
+        let round = if chained {
+            (steps - done).min(GREEDY_STEPS)
+        } else {
+            1
+        };
+        let rows = flatten_step(
+            &greedy_step(seqs, &toks, done),
+            st.slots,
+            st.max_ctx,
+            cfg.vocab,
+        )?;
+        let from = next.len();
+        if chained {
+            // The device advances the positions unchecked: the round's last must fit the cache.
+            flatten_step(
+                &greedy_step(seqs, &toks, done + round - 1),
+                st.slots,
+                st.max_ctx,
+                cfg.vocab,
+            )?;
+            let (shape, _) = upload_meta(st, k, s, &rows, true)?;
+            for _ in 0..round {
+                launch_graph(pass, st, shape)?;
+            }
+            fetch_ids(st, s, round * n, next)?;
+        } else {
+            forward(pass, st, &greedy_step(seqs, &toks, done), Out::Greedy(next))?;
+        }
+        if next.len() != from + round * n {
+            return Err(BackendError::Device(format!(
+                "greedy decode: {} ids for {round} steps of {n} sequences",
+                next.len() - from
+            )));
+        }
+        for (t, &id) in toks.iter_mut().zip(&next[next.len() - n..]) {
+            *t = [id];
+        }
+        done += round;
+    }
+    Ok(())
+}
+
+/// Whether a chunk of `n` rows, `kept` of them kept, replays a CUDA graph: graphs on, a
+/// decode-sized chunk whose kept rows fit one logits launch.
+fn graphed(st: &State, n: usize, kept: usize) -> bool {
+    st.use_graphs && n <= GRAPH_MAX_ROWS && kept <= LOGIT_ROWS
+}
+
+/// Replays the graph of `shape` (layers and logits of the uploaded chunk), captured at its
+/// first use. Every split of the reserved context is launched: blocks past a row's position
+/// return at once, so the graph does not depend on the positions.
+fn launch_graph(pass: Pass<'_>, st: &mut State, shape: Shape) -> Result<(), BackendError> {
+    if !st.graphs.contains_key(&shape) {
+        let g = capture(pass.s, || {
+            enqueue_layers(pass, st, shape, st.max_splits)?;
+            enqueue_logits(pass, st, 0, shape, shape.kept)
+        })?;
+        st.graphs.insert(shape, g);
+    }
+    st.graphs[&shape]
+        .launch()
+        .map_err(|e| dev("cuGraphLaunch", e))
 }
 
 /// Captures the launches `f` issues on `s` into an instantiated graph (nothing is allocated
@@ -133,6 +231,7 @@ fn upload_meta(
     k: &Kernels,
     s: &Arc<CudaStream>,
     rows: &[StepRow],
+    greedy: bool,
 ) -> Result<(Shape, usize), BackendError> {
     let n = rows.len();
     // The previous chunk's upload must have left `host_meta` before it is overwritten.
@@ -148,6 +247,7 @@ fn upload_meta(
         meta[TOK + i] = r.token as i32;
         meta[SLOT + i] = r.slot as i32;
         meta[POS + i] = r.pos as i32;
+        meta[STEPS + i] = 0;
         if r.keep {
             meta[KEPT + kept] = i as i32;
             kept += 1;
@@ -190,25 +290,48 @@ fn upload_meta(
             qt,
             kept,
             single,
+            greedy,
         },
         n_splits,
     ))
 }
 
-/// Copies the logits of `g` kept rows (computed by `enqueue_logits`) to the host.
-fn fetch_logits(
+/// Copies what `enqueue_logits` computed for `g` kept rows to the host: their logits, or
+/// their greedy ids.
+fn fetch(
     st: &mut State,
     s: &Arc<CudaStream>,
     g: usize,
     vocab: usize,
-    logits: &mut Vec<f32>,
+    out: &mut Out<'_>,
+) -> Result<(), BackendError> {
+    match out {
+        Out::Logits(logits) => {
+            let host = st
+                .host_logits
+                .as_mut_slice()
+                .map_err(|e| dev("pinned logits", e))?;
+            copy_dtoh(&st.logits, 0, &mut host[..g * vocab], s)?;
+            logits.extend_from_slice(&host[..g * vocab]);
+        }
+        Out::Greedy(next) => fetch_ids(st, s, g, next)?,
+    }
+    Ok(())
+}
+
+/// Appends the first `count` greedy ids (argmax.cu's [step][row] order) to `next`.
+fn fetch_ids(
+    st: &mut State,
+    s: &Arc<CudaStream>,
+    count: usize,
+    next: &mut Vec<u32>,
 ) -> Result<(), BackendError> {
     let host = st
-        .host_logits
+        .host_ids
         .as_mut_slice()
-        .map_err(|e| dev("pinned logits", e))?;
-    copy_dtoh(&st.logits, 0, &mut host[..g * vocab], s)?;
-    logits.extend_from_slice(&host[..g * vocab]);
+        .map_err(|e| dev("pinned greedy ids", e))?;
+    copy_dtoh(&st.argmax_out, 0, &mut host[..count], s)?;
+    next.extend_from_slice(&host[..count]);
     Ok(())
 }
 
@@ -393,8 +516,14 @@ fn enqueue_layers(
 }
 
 /// Logits of kept rows g0..g0+g (at most LOGIT_ROWS): [bf16] final norm output; f32
-/// accumulation, not rounded.
-fn enqueue_logits(pass: Pass<'_>, st: &State, g0: usize, g: usize) -> Result<(), BackendError> {
+/// accumulation, not rounded. In greedy chunks, then each row's greedy id.
+fn enqueue_logits(
+    pass: Pass<'_>,
+    st: &State,
+    g0: usize,
+    shape: Shape,
+    g: usize,
+) -> Result<(), BackendError> {
     let Pass { cfg, w, k, s, .. } = pass;
     let out_w = w.output.as_ref().unwrap_or(&w.embd).ptr();
     let norm = Norm {
@@ -419,5 +548,27 @@ fn enqueue_logits(pass: Pass<'_>, st: &State, g0: usize, g: usize) -> Result<(),
             qkv: &QkvArgs::default(),
         },
         None,
-    )
+    )?;
+    if shape.greedy {
+        let at = |off: usize| st.meta.at::<i32>(off);
+        k.argmax(
+            s,
+            &ArgmaxArgs {
+                rows: g,
+                logits: st.logits.ptr(),
+                vocab: cfg.vocab,
+                kept: at(KEPT + g0),
+                keys: st.argmax_keys.ptr(),
+                counts: st.argmax_counts.ptr(),
+                out: st.argmax_out.ptr(),
+                steps: at(STEPS),
+                tok: at(TOK),
+                pos: at(POS),
+                // A decode step's rows are one per sequence: each row's next step is itself
+                // one position on (what `decode_greedy` replays).
+                advance: shape.single,
+            },
+        )?;
+    }
+    Ok(())
 }

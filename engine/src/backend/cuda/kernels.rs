@@ -26,6 +26,10 @@ const FLASH_THREADS: u32 = 256;
 const NAIVE_THREADS: u32 = 256;
 /// Threads per rmsnorm block (rmsnorm.cu's RMS_THREADS; a block per row).
 const RMS_THREADS: u32 = 256;
+/// Threads per argmax block and the ids each block reduces (argmax.cu's ARGMAX_THREADS,
+/// ARGMAX_CHUNK).
+const ARGMAX_THREADS: u32 = 256;
+const ARGMAX_CHUNK: usize = 16 * ARGMAX_THREADS as usize;
 /// Warps per matmul block; each warp owns one pair of output columns.
 const MM_WARPS: u32 = 4;
 /// k segments of the tensor-core matmul (matmul.cu's TC_SEGS): warps per decode block.
@@ -155,6 +159,7 @@ pub(crate) struct Kernels {
     fast: Option<FastGemm>,
     embed: CudaFunction,
     rmsnorm: CudaFunction,
+    argmax: CudaFunction,
     /// Rows per warp 1, 2, 4, 8.
     mm: [CudaFunction; 4],
     /// Tensor-core matmul (bf16 runs): decode (n ≤ 8; without and with the fused RMSNorm),
@@ -229,6 +234,52 @@ pub struct Norm {
     pub scratch: u64,
 }
 
+/// argmax.cu's `argmax_rows` parameters: `rows` logits rows of `vocab`, row r belonging to
+/// chunk row kept[r]; `keys` (u64) and `counts` (u32), one per row, zero before and after;
+/// the chosen id of row r goes to out[steps[kept[r]] · rows + r] and steps[kept[r]] counts up;
+/// with `advance`, tok[kept[r]] = the id and pos[kept[r]] += 1 (device pointers; i32 arrays).
+#[derive(Clone, Copy)]
+pub struct ArgmaxArgs {
+    pub rows: usize,
+    pub logits: u64,
+    pub vocab: usize,
+    pub kept: u64,
+    pub keys: u64,
+    pub counts: u64,
+    pub out: u64,
+    pub steps: u64,
+    pub tok: u64,
+    pub pos: u64,
+    pub advance: bool,
+}
+
+/// The greedy id of each logits row (largest value, ties to the lowest id, NaN never wins)
+/// with argmax.cu's `argmax_rows` (`f`).
+pub(super) fn launch_argmax(
+    f: &CudaFunction,
+    s: &Arc<CudaStream>,
+    pdl: bool,
+    a: &ArgmaxArgs,
+) -> Result<(), BackendError> {
+    let (v, adv) = (a.vocab as i32, a.advance as i32);
+    let mut b = Launch::new(s, f);
+    b.arg(&a.logits)
+        .arg(&v)
+        .arg(&a.kept)
+        .arg(&a.keys)
+        .arg(&a.counts);
+    b.arg(&a.out)
+        .arg(&a.steps)
+        .arg(&a.tok)
+        .arg(&a.pos)
+        .arg(&adv);
+    let grid = (a.vocab.div_ceil(ARGMAX_CHUNK) as u32, a.rows as u32, 1);
+    // SAFETY: argmax_rows's parameters, in order; the caller sizes `logits` [rows × vocab],
+    // keys/counts [rows], `out` for the steps counted, and kept/steps/tok/pos for the chunk's
+    // rows; the kernel calls pdl_wait before its first read.
+    unsafe { b.run(grid, ARGMAX_THREADS, 0, pdl, "argmax") }
+}
+
 /// Shared memory (bytes) of one flash block: mirrors attention_flash.cu's `FlashSmem`.
 pub fn flash_smem_bytes(qt: usize, group: usize, hd: usize) -> usize {
     let qg = qt * group;
@@ -267,10 +318,11 @@ impl Kernels {
         };
         // Only the attention kernels the run uses are compiled (NVRTC runs in every cell's
         // process: the CUDA-core flash file alone is ~0.5 MB of CUBIN).
-        let (embed_m, norm_m, mm_m) = (
+        let (embed_m, norm_m, mm_m, argmax_m) = (
             module("embed.cu")?,
             module("rmsnorm.cu")?,
             module("matmul.cu")?,
+            module("argmax.cu")?,
         );
         if !FLASH_HEAD_DIMS.contains(&hd) {
             return Err(BackendError::Unsupported(format!(
@@ -384,6 +436,7 @@ impl Kernels {
             fast,
             embed: f(&embed_m, &format!("embed_{suf}"))?,
             rmsnorm: f(&norm_m, "rmsnorm")?,
+            argmax: f(&argmax_m, "argmax_rows")?,
             mm: [
                 f(&mm_m, &format!("mm_{suf}_r1"))?,
                 f(&mm_m, &format!("mm_{suf}_r2"))?,
@@ -444,6 +497,11 @@ impl Kernels {
         let mut b = Launch::new(s, &self.embed);
         b.arg(&tokens).arg(&table).arg(&d).arg(&x);
         self.run(b, (n as u32, 1, 1), 128, 0, "embed")
+    }
+
+    /// The greedy id of each `logits` row (see [`launch_argmax`]).
+    pub fn argmax(&self, s: &Arc<CudaStream>, a: &ArgmaxArgs) -> Result<(), BackendError> {
+        launch_argmax(&self.argmax, s, self.pdl, a)
     }
 
     /// out[i, :] = rmsnorm(x[rows[i] or i, :]) · w (rows = 0: identity).

@@ -35,6 +35,7 @@ use cudarc::driver::sys as cu;
 use std::collections::HashMap;
 
 use cudarc::driver::{CudaContext, CudaEvent, CudaGraph, CudaStream, PinnedHostSlice};
+use cudarc::nvrtc::Ptx;
 
 use crate::backend::cpu::kernels::{round_bf16, round_slice};
 use crate::model::{LlamaConfig, ModelSource, TensorName};
@@ -42,7 +43,7 @@ use crate::trace::{AttnImpl, Dtype, Numerics};
 
 use super::{Backend, BackendError, MemoryStats, Precision, SeqChunk};
 use kernels::{tc_pair_perm, uses_tensor_cores, Kernels, FLASH_SPLIT};
-use memory::{dev, Allocator, DBuf};
+use memory::{copy_dtoh, dev, Allocator, DBuf};
 
 /// An A/B switch read at load: on unless the environment variable `name` is "0".
 fn switch_on(name: &str) -> bool {
@@ -115,9 +116,15 @@ pub(crate) struct State {
     pub max_splits: usize,
     /// Naive attention scores [CHUNK][n_head][max_ctx].
     pub scores: DBuf,
-    /// Pinned host staging for logits and row metadata (pageable copies of a batch's logits
-    /// cost more than the decode step itself).
+    /// Greedy steps (argmax.cu): per logits row a u64 key and a u32 block count (zero between
+    /// launches), and the chosen ids [step][row] of up to `forward::GREEDY_STEPS` steps.
+    pub argmax_keys: DBuf,
+    pub argmax_counts: DBuf,
+    pub argmax_out: DBuf,
+    /// Pinned host staging for logits, greedy ids and row metadata (pageable copies of a
+    /// batch's logits cost more than the decode step itself).
     pub host_logits: PinnedHostSlice<f32>,
+    pub host_ids: PinnedHostSlice<u32>,
     pub host_meta: PinnedHostSlice<i32>,
     /// Recorded after each metadata upload: the host waits on it before refilling
     /// `host_meta` (the copy from pinned memory is truly asynchronous, queued behind the
@@ -242,6 +249,61 @@ impl CudaBackend {
         Ok((r, ms as f64 / 1e3))
     }
 
+    /// The greedy ids of `rows` (`vocab` floats each, at most [`LOGIT_ROWS`] rows) as the
+    /// kernel of greedy decode steps chooses them (argmax.cu), launched twice (the second
+    /// writes the next step's slots) to check that a launch leaves its per-row state reset —
+    /// for tests against [`crate::backend::argmax`].
+    pub fn device_argmax(&self, rows: &[f32], vocab: usize) -> Result<Vec<u32>, BackendError> {
+        let n = rows.len().checked_div(vocab).unwrap_or(0);
+        if n == 0 || n * vocab != rows.len() || n > LOGIT_ROWS {
+            return Err(BackendError::Usage(format!(
+                "device_argmax: {} values are not 1…{LOGIT_ROWS} rows of {vocab}",
+                rows.len()
+            )));
+        }
+        let c = nvrtc::compile("argmax.cu", &self.info.arch)?;
+        let f = self
+            .ctx
+            .load_module(Ptx::from_binary(c.cubin.clone()))
+            .and_then(|m| m.load_function("argmax_rows"))
+            .map_err(|e| dev("loading argmax.cu", e))?;
+        let a = &self.alloc;
+        let s = &self.stream;
+        let kept: Vec<i32> = (0..n as i32).collect();
+        let logits = a.upload(rows, "argmax rows", s)?;
+        let kept = a.upload(&kept, "argmax rows", s)?;
+        let keys = a.zeros::<u64>(n, "argmax keys", s)?;
+        let counts = a.zeros::<u32>(n, "argmax counts", s)?;
+        let steps = a.zeros::<i32>(n, "argmax steps", s)?;
+        let out = a.alloc(2 * n * 4, "argmax ids")?;
+        let args = kernels::ArgmaxArgs {
+            rows: n,
+            logits: logits.ptr(),
+            vocab,
+            kept: kept.ptr(),
+            keys: keys.ptr(),
+            counts: counts.ptr(),
+            out: out.ptr(),
+            steps: steps.ptr(),
+            tok: 0,
+            pos: 0,
+            advance: false,
+        };
+        for _ in 0..2 {
+            kernels::launch_argmax(&f, s, self.info.pdl, &args)?;
+        }
+        let mut ids = vec![0u32; 2 * n];
+        copy_dtoh(&out, 0, &mut ids, s)?;
+        let (first, second) = ids.split_at(n);
+        if first != second {
+            return Err(BackendError::Device(format!(
+                "argmax.cu: a second launch chose {second:?}, the first {first:?} (per-row state not reset)"
+            )));
+        }
+        ids.truncate(n);
+        Ok(ids)
+    }
+
     /// NVRTC's version, when the library loads.
     pub fn nvrtc_version() -> Result<(i32, i32), BackendError> {
         nvrtc::version()
@@ -306,6 +368,40 @@ impl CudaBackend {
         // SAFETY: the memory is only read through `as_mut_slice` after a copy or a write fills it.
         unsafe { self.ctx.alloc_pinned_with_flags::<T>(len, 0) }
             .map_err(|e| dev("pinned host memory", e))
+    }
+
+    /// One forward step with the loaded weights and the reserved state.
+    fn run_forward(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        out: forward::Out<'_>,
+    ) -> Result<(), BackendError> {
+        let (pass, st) = self.pass()?;
+        forward::forward(pass, st, seqs, out)
+    }
+
+    /// What a forward pass reads, and the reserved state it runs on (kernels loaded first).
+    fn pass(&mut self) -> Result<(forward::Pass<'_>, &mut State), BackendError> {
+        self.ensure_kernels()?;
+        let (Some(cfg), Some(p), Some(w), Some(st), Some(k)) = (
+            &self.cfg,
+            self.precision,
+            &self.weights,
+            &mut self.state,
+            &self.kernels,
+        ) else {
+            return Err(BackendError::Usage(
+                "forward() before load() and reserve()".into(),
+            ));
+        };
+        let pass = forward::Pass {
+            cfg,
+            p,
+            w,
+            k,
+            s: &self.stream,
+        };
+        Ok((pass, st))
     }
 
     fn sync(&self) -> Result<(), BackendError> {
@@ -491,7 +587,11 @@ impl Backend for CudaBackend {
             merge_cnt: a.zeros::<u8>(r * cfg.n_kv_head * 4, "flash merge counters", s)?,
             max_splits,
             scores,
+            argmax_keys: a.zeros::<u64>(LOGIT_ROWS, "greedy argmax keys", s)?,
+            argmax_counts: a.zeros::<u32>(LOGIT_ROWS, "greedy argmax counts", s)?,
+            argmax_out: a.alloc(forward::GREEDY_STEPS * LOGIT_ROWS * 4, "greedy ids")?,
             host_logits: self.pinned(LOGIT_ROWS * cfg.vocab)?,
+            host_ids: self.pinned(forward::GREEDY_STEPS * LOGIT_ROWS)?,
             host_meta: self.pinned(forward::META_INTS)?,
             meta_copied: self
                 .ctx
@@ -510,26 +610,25 @@ impl Backend for CudaBackend {
         seqs: &[SeqChunk<'_>],
         logits: &mut Vec<f32>,
     ) -> Result<(), BackendError> {
-        self.ensure_kernels()?;
-        let (Some(cfg), Some(p), Some(w), Some(st), Some(k)) = (
-            &self.cfg,
-            self.precision,
-            &self.weights,
-            &mut self.state,
-            &self.kernels,
-        ) else {
-            return Err(BackendError::Usage(
-                "forward() before load() and reserve()".into(),
-            ));
-        };
-        let pass = forward::Pass {
-            cfg,
-            p,
-            w,
-            k,
-            s: &self.stream,
-        };
-        forward::forward(pass, st, seqs, logits)
+        self.run_forward(seqs, forward::Out::Logits(logits))
+    }
+
+    fn forward_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        self.run_forward(seqs, forward::Out::Greedy(next))
+    }
+
+    fn decode_greedy(
+        &mut self,
+        seqs: &[SeqChunk<'_>],
+        steps: usize,
+        next: &mut Vec<u32>,
+    ) -> Result<(), BackendError> {
+        let (pass, st) = self.pass()?;
+        forward::decode_greedy(pass, st, seqs, steps, next)
     }
 
     /// Compiles and loads the kernels, then runs short forwards of 65, 8, 4, 2 and 1 rows on slot 0

@@ -36,6 +36,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("rmsnorm.cu", include_str!("kernels/rmsnorm.cu")),
     ("matmul.cu", include_str!("kernels/matmul.cu")),
     ("fast.cu", include_str!("kernels/fast.cu")),
+    ("argmax.cu", include_str!("kernels/argmax.cu")),
     (
         "attention_flash.cu",
         include_str!("kernels/attention_flash.cu"),
