@@ -632,11 +632,11 @@ impl Backend for CudaBackend {
     }
 
     /// Compiles and loads the kernels, then runs short forwards of 65, 8, 4, 2 and 1 rows on slot 0
-    /// (every matmul variant; the slot's cache entries are overwritten by the real prefill) so
-    /// first-launch costs are not timed.
+    /// (every matmul variant; the slot's cache entries are overwritten by the real prefill) and
+    /// a decode step of every slot, so first-launch costs and graph captures are not timed.
     fn warm_up(&mut self) -> Result<(), BackendError> {
         self.ensure_kernels()?;
-        let Some(max_ctx) = self.state.as_ref().map(|s| s.max_ctx) else {
+        let Some((max_ctx, slots)) = self.state.as_ref().map(|s| (s.max_ctx, s.slots)) else {
             return Ok(());
         };
         let mut sink = Vec::new();
@@ -657,6 +657,14 @@ impl Backend for CudaBackend {
                 &mut sink,
             )?;
         }
+        // A decode step of every slot (the batch the slots were reserved for), returning logits
+        // and greedy: their graphs are captured here, not in the first timed decode step.
+        // Position 0 of each slot is overwritten by the real prefill.
+        let toks = vec![[0u32; 1]; slots];
+        let step: Vec<SeqChunk> = (0..slots).map(|b| SeqChunk::step(b, 0, &toks[b])).collect();
+        sink.clear();
+        self.forward(&step, &mut sink)?;
+        self.forward_greedy(&step, &mut Vec::new())?;
         self.sync()
     }
 
