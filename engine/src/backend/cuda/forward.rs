@@ -125,8 +125,8 @@ pub(super) fn forward(
 /// Runs `steps` greedy decode steps of one token per sequence (each kept), step i + 1 fed the
 /// ids step i chose; appends the ids step by step. Each step replays the step's graph with no
 /// host work in between: the argmax kernel writes the next step's tokens and positions into
-/// the row metadata itself, and the ids come to the host every `GREEDY_STEPS` steps. Without
-/// graphs, or for shapes no graph serves, the steps run one `forward` at a time.
+/// the row metadata itself, and the ids come to the host every `GREEDY_STEPS` steps. For
+/// chains that [`chains`] allows (the caller runs the others one step at a time).
 pub(super) fn decode_greedy(
     pass: Pass<'_>,
     st: &mut State,
@@ -137,49 +137,37 @@ pub(super) fn decode_greedy(
     let Pass { cfg, k, s, .. } = pass;
     let mut toks = greedy_chain_tokens(seqs)?;
     let n = seqs.len();
-    let chained = graphed(st, n, n);
     let mut done = 0;
     while done < steps {
-        let round = if chained {
-            (steps - done).min(GREEDY_STEPS)
-        } else {
-            1
-        };
-        let rows = flatten_step(
-            &greedy_step(seqs, &toks, done),
-            st.slots,
-            st.max_ctx,
-            cfg.vocab,
-        )?;
-        let from = next.len();
-        if chained {
-            // The device advances the positions unchecked: the round's last must fit the cache.
+        let round = (steps - done).min(GREEDY_STEPS);
+        let check = |j| {
             flatten_step(
-                &greedy_step(seqs, &toks, done + round - 1),
+                &greedy_step(seqs, &toks, j),
                 st.slots,
                 st.max_ctx,
                 cfg.vocab,
-            )?;
-            let (shape, _) = upload_meta(st, k, s, &rows, true)?;
-            for _ in 0..round {
-                launch_graph(pass, st, shape)?;
-            }
-            fetch_ids(st, s, round * n, next)?;
-        } else {
-            forward(pass, st, &greedy_step(seqs, &toks, done), Out::Greedy(next))?;
+            )
+        };
+        // The device advances the positions unchecked: the round's last must fit the cache.
+        check(done + round - 1)?;
+        let rows = check(done)?;
+        let (shape, _) = upload_meta(st, k, s, &rows, true)?;
+        for _ in 0..round {
+            launch_graph(pass, st, shape)?;
         }
-        if next.len() != from + round * n {
-            return Err(BackendError::Device(format!(
-                "greedy decode: {} ids for {round} steps of {n} sequences",
-                next.len() - from
-            )));
-        }
+        fetch_ids(st, s, round * n, next)?;
         for (t, &id) in toks.iter_mut().zip(&next[next.len() - n..]) {
             *t = [id];
         }
         done += round;
     }
     Ok(())
+}
+
+/// Whether a greedy chain of `n` sequences runs on the device ([`decode_greedy`]): each step
+/// is one graph.
+pub(super) fn chains(st: &State, n: usize) -> bool {
+    graphed(st, n, n)
 }
 
 /// Whether a chunk of `n` rows, `kept` of them kept, replays a CUDA graph: graphs on, a

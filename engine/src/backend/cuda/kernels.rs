@@ -7,7 +7,6 @@ use std::sync::Arc;
 use cudarc::cublas::{result as cublas_result, sys as cublas_sys, CudaBlas};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
-use cudarc::nvrtc::Ptx;
 
 use crate::backend::BackendError;
 use crate::trace::AttnImpl;
@@ -307,11 +306,7 @@ impl Kernels {
         pdl: bool,
     ) -> Result<Self, BackendError> {
         let suf = if bf16 { "bf16" } else { "f32" };
-        let module = |file: &str| -> Result<_, BackendError> {
-            let c = nvrtc::compile(file, arch)?;
-            ctx.load_module(Ptx::from_binary(c.cubin.clone()))
-                .map_err(|e| dev(&format!("loading {file}"), e))
-        };
+        let module = |file: &str| nvrtc::load_module(ctx, file, arch);
         let f = |m: &Arc<cudarc::driver::CudaModule>, name: &str| {
             m.load_function(name)
                 .map_err(|e| dev(&format!("kernel {name}"), e))

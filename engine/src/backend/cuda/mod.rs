@@ -35,7 +35,6 @@ use cudarc::driver::sys as cu;
 use std::collections::HashMap;
 
 use cudarc::driver::{CudaContext, CudaEvent, CudaGraph, CudaStream, PinnedHostSlice};
-use cudarc::nvrtc::Ptx;
 
 use crate::backend::cpu::kernels::{round_bf16, round_slice};
 use crate::model::{LlamaConfig, ModelSource, TensorName};
@@ -261,12 +260,9 @@ impl CudaBackend {
                 rows.len()
             )));
         }
-        let c = nvrtc::compile("argmax.cu", &self.info.arch)?;
-        let f = self
-            .ctx
-            .load_module(Ptx::from_binary(c.cubin.clone()))
-            .and_then(|m| m.load_function("argmax_rows"))
-            .map_err(|e| dev("loading argmax.cu", e))?;
+        let f = nvrtc::load_module(&self.ctx, "argmax.cu", &self.info.arch)?
+            .load_function("argmax_rows")
+            .map_err(|e| dev("kernel argmax_rows", e))?;
         let a = &self.alloc;
         let s = &self.stream;
         let kept: Vec<i32> = (0..n as i32).collect();
@@ -628,6 +624,9 @@ impl Backend for CudaBackend {
         next: &mut Vec<u32>,
     ) -> Result<(), BackendError> {
         let (pass, st) = self.pass()?;
+        if !forward::chains(st, seqs.len()) {
+            return super::decode_greedy_stepwise(self, seqs, steps, next);
+        }
         forward::decode_greedy(pass, st, seqs, steps, next)
     }
 

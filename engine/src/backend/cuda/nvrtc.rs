@@ -18,7 +18,9 @@ use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use cudarc::driver::{CudaContext, CudaModule};
 use cudarc::nvrtc::sys as nv;
+use cudarc::nvrtc::Ptx;
 
 use crate::backend::BackendError;
 
@@ -123,6 +125,17 @@ pub fn sources() -> Result<(String, Vec<(String, String)>), BackendError> {
             Ok((header, progs))
         }
     }
+}
+
+/// Compiles `file` for `arch` (cached per process) and loads it into `ctx`.
+pub fn load_module(
+    ctx: &Arc<CudaContext>,
+    file: &str,
+    arch: &str,
+) -> Result<Arc<CudaModule>, BackendError> {
+    let c = compile(file, arch)?;
+    ctx.load_module(Ptx::from_binary(c.cubin.clone()))
+        .map_err(|e| super::memory::dev(&format!("loading {file}"), e))
 }
 
 /// Compiles one program (by file name) for `arch`, once per process.
