@@ -27,6 +27,10 @@
 //! TRACECHECK_FLASH_DEC (the decode attention kernel), TRACECHECK_FUSED_MERGE_ROWS (rows up to
 //! which decode attention merges its splits itself, default 4), TRACECHECK_FLASH_CLUSTER_MAX
 //! (most splits merged inside a thread-block cluster, default 3; 0: the atomic merge),
+//! TRACECHECK_FLASH_GROUP_MAX and TRACECHECK_FLASH_GROUP_ROWS (most splits and rows whose
+//! splits run in one block of the decode attention, default 2 and 8; 0: off),
+//! TRACECHECK_FLASH_DEC_BLOCKS (most blocks of a launch that takes the decode attention kernel,
+//! default the SM count),
 //! TRACECHECK_DEC8 (the decode matmul in weight batches of 8 where that is a warp's
 //! segment), TRACECHECK_FUSED_NORM_MAX_K (widest rows the decode matmul normalises itself,
 //! default 1024).

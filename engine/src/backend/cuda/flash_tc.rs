@@ -14,9 +14,10 @@
 //!
 //! Decode launches (one position per tile, few blocks) may use `flash_tc_dec_bf16_hd*`
 //! instead: the same parameters and bits, a warp per 64-key tile of a split
-//! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`]). Launched as thread-block clusters
-//! of its splits (cluster dimensions (1, 1, splits), sm_90), it merges them itself over
-//! distributed shared memory — flash_tc_merge's arithmetic, so again the same bits.
+//! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`] per split). Launched grouped (a
+//! block of several splits' warps, grid z = 1) it merges the splits in shared memory; launched
+//! as thread-block clusters of its splits (cluster dimensions (1, 1, splits), sm_90), over
+//! distributed shared memory — flash_tc_merge's arithmetic either way, so again the same bits.
 
 /// Head dimensions the kernel is instantiated for.
 pub const FLASH_TC_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
@@ -69,14 +70,74 @@ pub fn flash_tc_smem_bytes(qt: usize, group: usize, hd: usize) -> usize {
     2 * 2 * FLASH_TC_TILE * (hd + 8) * 2
 }
 
-/// Threads of a `flash_tc_dec_bf16_hd*` block: a warp per 64-key tile of a split.
+/// Threads of a `flash_tc_dec_bf16_hd*` block per split: a warp per 64-key tile of it.
 pub const FLASH_TC_DEC_THREADS: u32 = 128;
 
-/// Dynamic shared memory (bytes) of one `flash_tc_dec_bf16_hd*` block: the split's four K/V
-/// tiles (rows padded as above), P of every tile (4 × 32 lanes × 16 words) and three values per
-/// tile and row (4 × 16 × 3 floats). Over 48 KiB: the host raises the function's limit.
+/// Splits one grouped `flash_tc_dec_bf16_hd*` block may run (the kernel's FT_DEC_GROUPS: its
+/// launch bounds are this many × [`FLASH_TC_DEC_THREADS`]).
+pub const FLASH_TC_DEC_GROUPS: usize = 3;
+
+/// Dynamic shared memory (bytes) of `flash_tc_dec_bf16_hd*` per split: the split's four K/V
+/// tiles (rows padded as above; P of a tile goes into its K rows once the scores are done) and
+/// three values per tile and row (4 × 16 × 3 floats). Over 48 KiB: the host raises the
+/// function's limit (to this times the splits of a grouped block).
 pub fn flash_tc_dec_smem_bytes(hd: usize) -> usize {
-    4 * 2 * FLASH_TC_TILE * (hd + 8) * 2 + 4 * 32 * 16 * 4 + 3 * 4 * 16 * 4
+    4 * 2 * FLASH_TC_TILE * (hd + 8) * 2 + 3 * 4 * 16 * 4
+}
+
+/// Who finishes the rows of a flash launch that reach past one split (kernels.rs `flash`).
+/// Every choice gives the same bits (flash_tc_merge's arithmetic, splits in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitMerge {
+    /// No row reaches past one split.
+    None,
+    /// The decode form runs every split of a (row, KV head) in one block and merges there.
+    Grouped,
+    /// The decode form, launched as thread-block clusters of the splits, merges over DSMEM.
+    Cluster,
+    /// The last block of a (query tile, KV head) to finish merges (fence/atomic, merge_cnt).
+    LastBlock,
+    /// The merge kernel, launched after the attention.
+    Kernel,
+}
+
+/// The launch-shape limits [`split_merge`] decides by (kernels.rs's tuned constants).
+#[derive(Clone, Copy, Debug)]
+pub struct MergeLimits {
+    /// Grouped blocks: at most this many splits (bounded by the block's shared memory and the
+    /// kernel's FT_DEC_GROUPS) and this many rows.
+    pub group_max: usize,
+    pub group_rows: usize,
+    /// Clusters: at most this many splits.
+    pub cluster_max: usize,
+    /// The attention merges itself (clusters or its last block) up to this many rows.
+    pub self_rows: usize,
+}
+
+/// The merge of a launch of `n` rows over `n_splits` splits: `dec` says it runs the decode
+/// form (tensor-core kernel, one position per tile, few enough blocks), `tc` the tensor-core
+/// kernel at all, `qt` its query-tile length.
+pub fn split_merge(
+    tc: bool,
+    dec: bool,
+    qt: usize,
+    n: usize,
+    n_splits: usize,
+    lim: &MergeLimits,
+) -> SplitMerge {
+    if n_splits <= 1 {
+        SplitMerge::None
+    } else if dec && n_splits <= lim.group_max && n <= lim.group_rows {
+        SplitMerge::Grouped
+    } else if tc && qt == 1 && n <= lim.self_rows {
+        if dec && n_splits <= lim.cluster_max {
+            SplitMerge::Cluster
+        } else {
+            SplitMerge::LastBlock
+        }
+    } else {
+        SplitMerge::Kernel
+    }
 }
 
 #[cfg(test)]
@@ -99,8 +160,10 @@ mod tests {
         assert_eq!(flash_tc_smem_bytes(16, 3, 64), 36864);
         assert_eq!(flash_tc_smem_bytes(1, 4, 128), 69632);
         // Decode kernel: 4 tiles of K and V, P and the row values.
-        assert_eq!(flash_tc_dec_smem_bytes(64), 73728 + 8192 + 768);
+        assert_eq!(flash_tc_dec_smem_bytes(64), 73728 + 768);
         assert!(flash_tc_dec_smem_bytes(128) <= 227 * 1024);
+        // SmolLM2's three splits fit one grouped block on an H100 (227 KiB per block).
+        assert!(FLASH_TC_DEC_GROUPS * flash_tc_dec_smem_bytes(64) <= 227 * 1024);
         for g in 1..=128 {
             for hd in FLASH_TC_HEAD_DIMS {
                 let qt = flash_tc_qt(g, hd);
@@ -112,5 +175,41 @@ mod tests {
         assert!(!flash_tc_supported(129, 64));
         assert!(!flash_tc_supported(3, 256));
         assert!(!flash_tc_supported(3, 48));
+    }
+
+    #[test]
+    fn split_merge_follows_the_launch_shape() {
+        use SplitMerge::*;
+        let lim = MergeLimits {
+            group_max: 2,
+            group_rows: 8,
+            cluster_max: 3,
+            self_rows: 4,
+        };
+        let m = |tc, dec, qt, n, ns| split_merge(tc, dec, qt, n, ns, &lim);
+        // One split: nothing to merge, whatever the kernel.
+        assert_eq!(m(true, true, 1, 1, 1), None);
+        assert_eq!(m(false, false, 16, 512, 1), None);
+        // Two splits in the decode form: grouped up to 8 rows, then the merge kernel.
+        assert_eq!(m(true, true, 1, 1, 2), Grouped);
+        assert_eq!(m(true, true, 1, 8, 2), Grouped);
+        assert_eq!(m(true, true, 1, 9, 2), Kernel);
+        // Three splits: clusters up to 4 rows, then the merge kernel.
+        assert_eq!(m(true, true, 1, 1, 3), Cluster);
+        assert_eq!(m(true, true, 1, 4, 3), Cluster);
+        assert_eq!(m(true, true, 1, 8, 3), Kernel);
+        // Long contexts: the last block up to 4 rows, decode form or not.
+        assert_eq!(m(true, true, 1, 1, 32), LastBlock);
+        assert_eq!(m(true, false, 1, 4, 32), LastBlock);
+        assert_eq!(m(true, false, 1, 8, 32), Kernel);
+        // Prefill tiles and the CUDA-core kernel: always the merge kernel.
+        assert_eq!(m(true, false, 16, 1, 3), Kernel);
+        assert_eq!(m(false, false, 1, 1, 3), Kernel);
+        // Grouping off (limit 0 or 1): the cluster takes two splits.
+        let off = MergeLimits {
+            group_max: 1,
+            ..lim
+        };
+        assert_eq!(split_merge(true, true, 1, 1, 2, &off), Cluster);
     }
 }

@@ -11,6 +11,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use crate::backend::BackendError;
 use crate::trace::AttnImpl;
 
+use super::flash_tc::SplitMerge;
 use super::launch::Launch;
 use super::memory::dev;
 use super::nvrtc;
@@ -135,6 +136,18 @@ const DEC8_BATCH: usize = 8;
 /// 600 0.833–0.848 / 0.784–0.814 against the merge kernel).
 const FLASH_CLUSTER_MAX: usize = 3;
 
+/// Decode launches of the decode flash form with 2 … this many splits (and at most
+/// `FLASH_GROUP_MAX_ROWS` rows) run every split of a (row, KV head) in one block, a group of
+/// warps per split, and merge them there (attention_flash_tc.cu, "grouped"): no cluster
+/// barrier, no fence/atomic, no merge kernel. Bounded by the kernel's FT_DEC_GROUPS and by
+/// the shared memory of one block (SmolLM2 73 KB per split; Llama-3's 137 KB: never grouped).
+/// H100, SmolLM2 invariant, ms per step grouped / before (cluster merge at batch 1, the merge
+/// kernel above 4 rows): 2 splits (ctx 300) batch 1 0.522 / 0.532, batch 4 0.574 / 0.618,
+/// batch 8 0.592 / 0.613; 3 splits (ctx 512) batch 1 0.562 / 0.546 — one SM then copies 9
+/// tiles of K/V before its wait, where a cluster spreads them over three — so 2.
+const FLASH_GROUP_MAX: usize = 2;
+const FLASH_GROUP_MAX_ROWS: usize = 8;
+
 /// `fast` numerics: matmuls of at least this many rows (prefill chunks) go through cuBLAS.
 /// Above the decode-graph limit, so cuBLAS never runs inside a graph capture.
 pub const FAST_MIN_ROWS: usize = 65;
@@ -185,7 +198,8 @@ pub(crate) struct Kernels {
     /// (H100, SmolLM2 invariant, ms per step with / without it: batch 1 ctx 512 0.834 / 0.932,
     /// batch 8 ctx 512 1.077 / 1.224, batch 1 ctx 8192 0.985 / 1.021 — 96 blocks; batch 4 ctx
     /// 8192 1.490 / 1.292 and batch 8 2.015 / 1.714 — 396 and 792 blocks: its 83 KB of shared
-    /// memory per block then leaves fewer loads in flight per SM).
+    /// memory per block (73 KB since P shares the K rows) then leaves fewer loads in flight per
+    /// SM). `TRACECHECK_FLASH_DEC_BLOCKS` overrides it, for A/B timing.
     flash_dec_blocks: usize,
     /// Block size of `flash_merge` (the two merge kernels are built for different blocks).
     flash_merge_threads: u32,
@@ -196,6 +210,11 @@ pub(crate) struct Kernels {
     /// shared memory (attention_flash_tc.cu's ft_cluster_merge; `TRACECHECK_FLASH_CLUSTER_MAX`,
     /// 0 or 1: off, for A/B timing; above 8 the non-portable sizes, up to 16).
     flash_cluster_max: usize,
+    /// Decode launches of `flash_dec` with 2 … `flash_group_max` splits and at most
+    /// `flash_group_rows` rows run grouped (`FLASH_GROUP_MAX`; `TRACECHECK_FLASH_GROUP_MAX`,
+    /// 0 or 1: off, and `TRACECHECK_FLASH_GROUP_ROWS`, for A/B timing).
+    flash_group_max: usize,
+    flash_group_rows: usize,
     /// Decode launches of at most this many rows merge inside the flash kernel
     /// (`TRACECHECK_FUSED_MERGE_ROWS`, for A/B timing; 0: always the merge kernel).
     fused_merge_rows: usize,
@@ -329,6 +348,7 @@ impl Kernels {
         let tc =
             bf16 && flash_tc::flash_tc_supported(group, hd) && switch_on("TRACECHECK_FLASH_TC");
         let mut flash_dec = None;
+        let mut group_max = 0;
         // Clusters need sm_90 (the same devices as PDL).
         let cluster_max = if pdl {
             tuned("TRACECHECK_FLASH_CLUSTER_MAX", FLASH_CLUSTER_MAX).min(16)
@@ -341,9 +361,12 @@ impl Kernels {
             let dec_smem = flash_tc::flash_tc_dec_smem_bytes(hd);
             if switch_on("TRACECHECK_FLASH_DEC") && dec_smem <= smem_optin && group <= 16 {
                 let fd = f(&m, &format!("flash_tc_dec_bf16_hd{hd}"))?;
+                group_max = tuned("TRACECHECK_FLASH_GROUP_MAX", FLASH_GROUP_MAX)
+                    .min(flash_tc::FLASH_TC_DEC_GROUPS)
+                    .min(smem_optin / dec_smem);
                 fd.set_attribute(
                     FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    dec_smem as i32,
+                    (group_max.max(1) * dec_smem) as i32,
                 )
                 .map_err(|e| dev("decode flash shared memory limit", e))?;
                 if cluster_max > 8 {
@@ -463,10 +486,14 @@ impl Kernels {
             dec8: switch_on("TRACECHECK_DEC8"),
             flash_tc: tc,
             flash_cluster_max: cluster_max,
+            flash_group_max: group_max,
+            flash_group_rows: tuned("TRACECHECK_FLASH_GROUP_ROWS", FLASH_GROUP_MAX_ROWS),
             flash_dec,
-            flash_dec_blocks: ctx
-                .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-                .map_err(|e| dev("SM count", e))? as usize,
+            flash_dec_blocks: tuned(
+                "TRACECHECK_FLASH_DEC_BLOCKS",
+                ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                    .map_err(|e| dev("SM count", e))? as usize,
+            ),
             flash_merge_threads: if tc {
                 flash_tc::FLASH_TC_MERGE_THREADS
             } else {
@@ -742,21 +769,35 @@ impl Kernels {
         let (group, hd) = (a.group as usize, a.hd as usize);
         // Decode launches (one position per tile) of the tensor-core kernel merge their splits
         // themselves; prefill chunks keep the merge kernel (a tile's rows × heads would queue
-        // behind one block). The decode form with few splits merges inside a cluster of them;
-        // otherwise the tile's last block does (merge_cnt; a warp per query head: the block
-        // gets a warp per head of the group).
+        // behind one block). The decode form with few splits runs them in one block (grouped)
+        // or, failing that, merges inside a cluster of them; otherwise the tile's last block
+        // does (merge_cnt; a warp per query head: the block gets a warp per head of the
+        // group).
         let blocks = n_tiles * a.n_kv_head as usize * n_splits;
         let dec = self
             .flash_dec
             .as_ref()
             .filter(|_| qt == 1 && blocks <= self.flash_dec_blocks);
-        let self_merge = self.flash_tc && qt == 1 && n_splits > 1 && n <= self.fused_merge_rows;
-        let cluster = self_merge && dec.is_some() && n_splits <= self.flash_cluster_max;
-        let fused_merge = self_merge && !cluster;
+        let merge = flash_tc::split_merge(
+            self.flash_tc,
+            dec.is_some(),
+            qt,
+            n,
+            n_splits,
+            &flash_tc::MergeLimits {
+                group_max: self.flash_group_max,
+                group_rows: self.flash_group_rows,
+                cluster_max: self.flash_cluster_max,
+                self_rows: self.fused_merge_rows,
+            },
+        );
+        let grouped = merge == SplitMerge::Grouped;
+        let fused_merge = merge == SplitMerge::LastBlock;
         let (smem, threads) = if dec.is_some() {
+            let per_block = if grouped { n_splits } else { 1 };
             (
-                flash_tc::flash_tc_dec_smem_bytes(hd) as u32,
-                flash_tc::FLASH_TC_DEC_THREADS,
+                (per_block * flash_tc::flash_tc_dec_smem_bytes(hd)) as u32,
+                per_block as u32 * flash_tc::FLASH_TC_DEC_THREADS,
             )
         } else if self.flash_tc {
             let threads = flash_tc::flash_tc_threads(qt, group);
@@ -796,12 +837,13 @@ impl Kernels {
         if self.flash_tc {
             b.arg(&cnt).arg(&decode);
         }
-        let grid = (n_tiles as u32, a.n_kv_head as u32, n_splits as u32);
-        if cluster {
+        let grid_z = if grouped { 1 } else { n_splits as u32 };
+        let grid = (n_tiles as u32, a.n_kv_head as u32, grid_z);
+        if merge == SplitMerge::Cluster {
             b.clusters(n_splits as u32);
         }
         self.run(b, grid, threads, smem, "flash attention")?;
-        if n_splits > 1 && !self_merge {
+        if merge == SplitMerge::Kernel {
             let mut b = Launch::new(s, &self.flash_merge);
             b.arg(&row_pos)
                 .arg(&a.d)

@@ -763,13 +763,11 @@ __device__ __forceinline__ void flash_tc_body(
 //
 // flash_tc_dec_bf16_hd*: the same parameters, grid and results as flash_tc_bf16_hd* for
 // launches whose query tiles are one position each (decode; the kernel traps otherwise),
-// block FT_DEC_THREADS, dynamic shared memory flash_tc_dec_smem_bytes (flash_tc.rs); launched
-// with cluster dimensions (1, 1, gridDim.z) it merges rows past one split inside the cluster
-// (ft_cluster_merge: neither part_o / part_ml nor merge_cnt is touched then). Every
-// value it produces has the bits flash_tc_body gives the row: the per-row sequence
-// (M, L, O) ← tile 0, tile 1, … of the split is the same, but the work that does not depend
-// on the sequence runs in parallel. Warp w takes tile w of the split (up to 4 tiles of 64
-// keys, all loaded at once):
+// FT_DEC_THREADS threads and flash_tc_dec_smem_bytes (flash_tc.rs) of dynamic shared memory
+// per split. Every value it produces has the bits flash_tc_body gives the row: the per-row
+// sequence (M, L, O) ← tile 0, tile 1, … of the split is the same, but the work that does not
+// depend on the sequence runs in parallel. Warp w takes tile w of the split (up to 4 tiles of
+// 64 keys, all loaded at once):
 //   1. S and the tile maxima mx_w (ft_scores, ft_row_max: what ft_tile computes for tile w);
 //   2. M before tile w = fmaxf(…fmaxf(−∞, mx_0)…, mx_{w−1}) — the running M of the sequential
 //      form, bit for bit (max is exact) — then ft_probs: m', a_w, P_w, σ_w exactly as ft_tile;
@@ -779,8 +777,22 @@ __device__ __forceinline__ void flash_tc_body(
 //      the identity (a = 1, or M = −∞ with O = ±0), so the bits are the same.
 // The tile skip and MASK choice of flash_tc_body: with one position every tile of the split
 // starts at or before it (kept), MASK = false exactly when the whole tile is ≤ the position.
+//
+// Rows past one split are merged (flash_tc_merge's arithmetic, ft_merge_fold, in split order:
+// the same bits) in one of three ways, the host choosing by the launch shape:
+//   - grouped: a block of G · FT_DEC_THREADS threads (G ≤ FT_DEC_GROUPS) runs all G splits of
+//     the launch (grid z = 1), a group of FT_DEC_WARPS warps each; the groups leave their
+//     split states in shared memory and the block folds them after one barrier — no global
+//     partials, no atomic, no cluster barrier, no merge kernel;
+//   - clusters of the splits (cluster dimensions (1, 1, gridDim.z)): ft_cluster_merge;
+//   - otherwise the fence/atomic merge (merge_cnt) or the merge kernel.
+// Shared memory of a group: its four K/V stages; P_w (32 lanes × 16 words) goes into the end
+// of tile w's K rows once every warp's scores are done; then three values per tile and row.
 #define FT_DEC_WARPS 4
 #define FT_DEC_THREADS (32 * FT_DEC_WARPS)
+// Splits one grouped block may run (the kernel's launch bounds: 3 · FT_DEC_THREADS threads).
+#define FT_DEC_GROUPS 3
+#define FT_P_BYTES (32 * 16 * 4)
 
 template <int HD>
 __device__ __forceinline__ void flash_tc_dec_body(
@@ -791,24 +803,41 @@ __device__ __forceinline__ void flash_tc_dec_body(
     float* __restrict__ part_ml, int max_splits, int* __restrict__ merge_cnt, int decode) {
     static_assert(FT_SPLIT == FT_DEC_WARPS * FT_TILE, "a warp per tile of the split");
     using Ly = FtLayout<HD>;
+    static_assert(FT_P_BYTES <= Ly::TILE * 2, "P fits in a tile's K rows");
+    constexpr int GROUP_BYTES = FT_DEC_WARPS * Ly::STAGE * 2 + 3 * FT_DEC_WARPS * 16 * 4;
     extern __shared__ __align__(16) unsigned char ft_smem[];
-    // Shared: the split's K/V tiles (FT_DEC_WARPS stages), then P of every tile
-    // [tile][lane][16] and the per-row values [tile][16 rows]: mx, a, σ.
-    unsigned* p_sh = reinterpret_cast<unsigned*>(ft_smem + FT_DEC_WARPS * Ly::STAGE * 2);
-    float* mx_sh = reinterpret_cast<float*>(p_sh + FT_DEC_WARPS * 32 * 16);
+
+    const int tid = threadIdx.x, lane = tid & 31;
+    const int grp = tid / FT_DEC_THREADS, gtid = tid % FT_DEC_THREADS;
+    const int warp = gtid >> 5;  // the warp's tile / dimension groups within its split
+    const int ngrp = blockDim.x / FT_DEC_THREADS;
+    const bool grouped = ngrp > 1;
+    const int g = lane >> 2, t = lane & 3;
+    unsigned char* gsm = ft_smem + grp * GROUP_BYTES;
+    // P of tile u: the last FT_P_BYTES of its K rows. mx, a, σ: [tile][16 rows] after the tiles.
+    auto p_sh = [&](int u) {
+        return reinterpret_cast<unsigned*>(gsm + u * (Ly::STAGE * 2) + Ly::TILE * 2 -
+                                           FT_P_BYTES);
+    };
+    float* mx_sh = reinterpret_cast<float*>(gsm + FT_DEC_WARPS * Ly::STAGE * 2);
     float* a_sh = mx_sh + FT_DEC_WARPS * 16;
     float* sum_sh = a_sh + FT_DEC_WARPS * 16;
 
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int g = lane >> 2, t = lane & 3;
     const int r0 = tiles[2 * blockIdx.x];
     if (tiles[2 * blockIdx.x + 1] != 1 || group > 16) __trap();  // one position per tile
-    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int kvh = blockIdx.y, split = blockIdx.z * ngrp + grp;
     const int slot = row_slot[r0], pos = row_pos[r0];
     const int k_begin = split * FT_SPLIT;
     // Launched as clusters of the splits (see ft_cluster_merge), rows past one split merge there.
     const bool clus = pos >= FT_SPLIT && ft_cluster_size() > 1;
-    if (k_begin > pos) {  // the row does not reach this split
+    // A grouped block holds every split of the row (the host launches grid z = 1) and merges
+    // them itself.
+    if (grouped && gridDim.z != 1) __trap();
+    const bool in_block = grouped && pos >= FT_SPLIT;
+    // Does the row reach this split? A group that does not still takes part in the block's
+    // barriers (a grouped block), or in the cluster's.
+    const bool reach = k_begin <= pos;
+    if (!reach && !grouped) {
         if (clus) {
             ft_cluster_sync();
             ft_cluster_sync();
@@ -817,9 +846,9 @@ __device__ __forceinline__ void flash_tc_dec_body(
     }
     const int qg = group;  // pair-rows: the group's query heads at one position
     const int k_end = min(k_begin + FT_SPLIT, pos + 1);
-    const int ntiles = (k_end - k_begin + FT_TILE - 1) / FT_TILE;
+    const int ntiles = reach ? (k_end - k_begin + FT_TILE - 1) / FT_TILE : 0;
     const size_t base = (size_t)slot * max_ctx * kv + (size_t)kvh * HD;
-    const unsigned sbase = ft_smem_addr(ft_smem);
+    const unsigned sbase = ft_smem_addr(gsm);
     // In a decode launch (one row per sequence: the kernel before it writes only the rows' own
     // positions; every earlier key was stored by kernels that had finished when that one
     // started), every key before the row's position is copied before pdl_wait — whole tiles,
@@ -828,7 +857,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const int jp = pos - (k_begin + n_pre * FT_TILE);  // the position's key in tile n_pre
     auto load = [&](int i, int skip, int only) {
         ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv, k_begin + i * FT_TILE,
-                         k_end, tid, blockDim.x, skip, only);
+                         k_end, gtid, FT_DEC_THREADS, skip, only);
     };
     for (int i = 0; i < n_pre; ++i) load(i, -1, -1);
     if (decode && n_pre < ntiles) load(n_pre, jp, -1);
@@ -844,7 +873,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const int posA = prA < qg ? pos : -1;
     const int posB = prB < qg ? pos : -1;
     unsigned qa[HD / 16][4];
-    ft_load_q<HD>(q, d, r0, kvh, group, qg, prA, prB, t, qa);
+    if (reach) ft_load_q<HD>(q, d, r0, kvh, group, qg, prA, prB, t, qa);
     ft_cp_async_wait<0>();
     __syncthreads();
 
@@ -865,7 +894,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
             mx_sh[warp * 16 + g + 8] = mxB;
         }
     }
-    __syncthreads();
+    __syncthreads();  // every warp's scores are done: its K rows may now hold P
     // 2. P, a and σ of tile `warp` from the running M before it.
     if (mine) {
         float mA = FT_NEG_INF, mB = FT_NEG_INF;
@@ -876,7 +905,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
         unsigned pk[8][2];
         float nA, nB, aA, aB, sumA, sumB;
         ft_probs(s, mA, mB, mxA, mxB, pk, nA, nB, aA, aB, sumA, sumB);
-        uint4* pd = reinterpret_cast<uint4*>(p_sh + (warp * 32 + lane) * 16);
+        uint4* pd = reinterpret_cast<uint4*>(p_sh(warp) + lane * 16);
 #pragma unroll
         for (int n = 0; n < 8; n += 2)
             pd[n / 2] = make_uint4(pk[n][0], pk[n][1], pk[n + 1][0], pk[n + 1][1]);
@@ -906,7 +935,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
     for (int u = 0; u < ntiles; ++u) {
         const float aA = a_sh[u * 16 + g], aB = a_sh[u * 16 + g + 8];
         unsigned pk[8][2];
-        const uint4* ps = reinterpret_cast<const uint4*>(p_sh + (u * 32 + lane) * 16);
+        const uint4* ps = reinterpret_cast<const uint4*>(p_sh(u) + lane * 16);
 #pragma unroll
         for (int n = 0; n < 8; n += 2) {
             const uint4 v = ps[n / 2];
@@ -933,18 +962,21 @@ __device__ __forceinline__ void flash_tc_dec_body(
     }
 
     // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state,
-    // into part_o / part_ml or, in a cluster launch, this block's shared memory (the K region
-    // of stage 0, which only step 1 read; see ft_cluster_merge for the layout).
-    float* cl = reinterpret_cast<float*>(ft_smem);
+    // into part_o / part_ml or, merging in the block or the cluster, the group's shared memory
+    // (the start of stage 0's K rows: O at cl[pr · HD + e], (M, L) at cl[16 · HD + 2 · pr]).
+    // Where that reaches the P of tile 0 (HD 16), every warp must be done reading it first.
+    float* cl = reinterpret_cast<float*>(gsm);
+    const bool local = clus || in_block;
+    if (local && (16 * HD + 32) * 4 > Ly::TILE * 2 - FT_P_BYTES) __syncthreads();
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int pr = half ? prB : prA;
-        if (pr >= qg) continue;  // padding
+        if (pr >= qg || !reach) continue;  // padding, or a group past the row
         const float m = half ? mB : mA, l = half ? lB : lA;
         const int h = kvh * group + pr;
         const size_t ps = ((size_t)r0 * nh + h) * max_splits + split;
-        float* so = clus ? cl + pr * HD : part_o + ps * HD;
-        float* sml = clus ? cl + 16 * HD + 2 * pr : part_ml + ps * 2;
+        float* so = local ? cl + pr * HD : part_o + ps * HD;
+        float* sml = local ? cl + 16 * HD + 2 * pr : part_ml + ps * 2;
 #pragma unroll
         for (int j = 0; j < OWN; ++j) {
             const int dp = warp + FT_DEC_WARPS * j;
@@ -969,11 +1001,31 @@ __device__ __forceinline__ void flash_tc_dec_body(
             sml[1] = l;
         }
     }
-    if (clus)
+    if (in_block) {
+        // Every group's state is in shared memory after the barrier; the block's first warps
+        // fold the splits 0 … pos / 256 of a query head each.
+        __syncthreads();
+        const int bw = tid >> 5;
+        for (int pr = bw; pr < group; pr += blockDim.x >> 5) {
+            float L, O[4];
+            ft_merge_fold(
+                pos / FT_SPLIT + 1, HD,
+                [&](int sp) {
+                    return reinterpret_cast<const float*>(ft_smem + sp * GROUP_BYTES) + 16 * HD +
+                           2 * pr;
+                },
+                [&](int sp) {
+                    return reinterpret_cast<const float*>(ft_smem + sp * GROUP_BYTES) + pr * HD;
+                },
+                lane, L, O);
+            ft_merge_store(out + (size_t)r0 * d + (kvh * group + pr) * HD, HD, r, L, O, lane);
+        }
+    } else if (clus) {
         ft_cluster_merge(cl, r0, pos, group, kvh, d, HD, r, out);
-    else
+    } else if (!grouped) {
         ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
                        max_splits, out);
+    }
 }
 
 // The parameters of both kernels (the host pushes the same list to either).
@@ -992,7 +1044,7 @@ __device__ __forceinline__ void flash_tc_dec_body(
         flash_tc_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles, row_slot,    \
                           row_pos, qt, out, part_o, part_ml, max_splits, merge_cnt, decode);  \
     }                                                                                         \
-    extern "C" __global__ void __launch_bounds__(FT_DEC_THREADS)                              \
+    extern "C" __global__ void __launch_bounds__(FT_DEC_GROUPS * FT_DEC_THREADS)              \
         flash_tc_dec_bf16_hd##HD(FT_KERNEL_PARAMS) {                                          \
         (void)qt; /* the body calls pdl_enter */                                              \
         flash_tc_dec_body<HD>(q, d, kv, group, nh, scale, r, kc, vc, max_ctx, tiles,          \
