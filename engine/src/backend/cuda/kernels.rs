@@ -205,19 +205,16 @@ pub(crate) struct Kernels {
     flash_merge_threads: u32,
     /// Launch as programmatic dependent launches (sm_90+, see launch.rs).
     pdl: bool,
-    /// Decode launches of `flash_dec` with 2 … `flash_cluster_max` splits (and at most
-    /// `fused_merge_rows` rows) run as clusters of their splits and merge over distributed
-    /// shared memory (attention_flash_tc.cu's ft_cluster_merge; `TRACECHECK_FLASH_CLUSTER_MAX`,
-    /// 0 or 1: off, for A/B timing; above 8 the non-portable sizes, up to 16).
-    flash_cluster_max: usize,
-    /// Decode launches of `flash_dec` with 2 … `flash_group_max` splits and at most
-    /// `flash_group_rows` rows run grouped (`FLASH_GROUP_MAX`; `TRACECHECK_FLASH_GROUP_MAX`,
-    /// 0 or 1: off, and `TRACECHECK_FLASH_GROUP_ROWS`, for A/B timing).
-    flash_group_max: usize,
-    flash_group_rows: usize,
-    /// Decode launches of at most this many rows merge inside the flash kernel
-    /// (`TRACECHECK_FUSED_MERGE_ROWS`, for A/B timing; 0: always the merge kernel).
-    fused_merge_rows: usize,
+    /// Who merges a decode launch's splits (`flash_tc::split_merge`), from the launch shape:
+    /// `flash_dec` with 2 … `group_max` splits and at most `group_rows` rows runs them in one
+    /// block (`FLASH_GROUP_MAX`, `FLASH_GROUP_MAX_ROWS`; `TRACECHECK_FLASH_GROUP_MAX`, 0 or 1:
+    /// off, `TRACECHECK_FLASH_GROUP_ROWS`); else with 2 … `cluster_max` splits and at most
+    /// `self_rows` rows in clusters of its splits over distributed shared memory
+    /// (attention_flash_tc.cu's ft_cluster_merge; `TRACECHECK_FLASH_CLUSTER_MAX`, 0 or 1:
+    /// off; above 8 the non-portable sizes, up to 16); else launches of at most `self_rows`
+    /// rows in their last block (`FUSED_MERGE_MAX_ROWS`, `TRACECHECK_FUSED_MERGE_ROWS`; 0:
+    /// always the merge kernel). The variables are for A/B timing.
+    merge_limits: flash_tc::MergeLimits,
     /// Widest rows the decode matmul normalises itself (`TRACECHECK_FUSED_NORM_MAX_K`, A/B).
     fused_norm_max_k: usize,
 }
@@ -485,9 +482,12 @@ impl Kernels {
             flash_smem_max,
             dec8: switch_on("TRACECHECK_DEC8"),
             flash_tc: tc,
-            flash_cluster_max: cluster_max,
-            flash_group_max: group_max,
-            flash_group_rows: tuned("TRACECHECK_FLASH_GROUP_ROWS", FLASH_GROUP_MAX_ROWS),
+            merge_limits: flash_tc::MergeLimits {
+                group_max,
+                group_rows: tuned("TRACECHECK_FLASH_GROUP_ROWS", FLASH_GROUP_MAX_ROWS),
+                cluster_max,
+                self_rows: tuned("TRACECHECK_FUSED_MERGE_ROWS", FUSED_MERGE_MAX_ROWS),
+            },
             flash_dec,
             flash_dec_blocks: tuned(
                 "TRACECHECK_FLASH_DEC_BLOCKS",
@@ -500,7 +500,6 @@ impl Kernels {
                 128
             },
             pdl,
-            fused_merge_rows: tuned("TRACECHECK_FUSED_MERGE_ROWS", FUSED_MERGE_MAX_ROWS),
             fused_norm_max_k: tuned("TRACECHECK_FUSED_NORM_MAX_K", FUSED_NORM_MAX_K),
         })
     }
@@ -784,12 +783,7 @@ impl Kernels {
             qt,
             n,
             n_splits,
-            &flash_tc::MergeLimits {
-                group_max: self.flash_group_max,
-                group_rows: self.flash_group_rows,
-                cluster_max: self.flash_cluster_max,
-                self_rows: self.fused_merge_rows,
-            },
+            &self.merge_limits,
         );
         let grouped = merge == SplitMerge::Grouped;
         let fused_merge = merge == SplitMerge::LastBlock;

@@ -853,7 +853,8 @@ __device__ __forceinline__ void flash_tc_dec_body(
     // positions; every earlier key was stored by kernels that had finished when that one
     // started), every key before the row's position is copied before pdl_wait — whole tiles,
     // and the rest of the tile holding the position (its last) but that key — the rest after.
-    const int n_pre = decode ? min(ntiles, (pos - k_begin) / FT_TILE) : 0;
+    // (A group past the row copies nothing: ntiles = 0, and n_pre must not go negative.)
+    const int n_pre = decode && reach ? min(ntiles, (pos - k_begin) / FT_TILE) : 0;
     const int jp = pos - (k_begin + n_pre * FT_TILE);  // the position's key in tile n_pre
     auto load = [&](int i, int skip, int only) {
         ft_load_tile<HD>(sbase + i * (Ly::STAGE * 2), kc, vc, base, kv, k_begin + i * FT_TILE,
