@@ -16,8 +16,10 @@
 //! instead: the same parameters and bits, a warp per 64-key tile of a split
 //! ([`FLASH_TC_DEC_THREADS`], [`flash_tc_dec_smem_bytes`] per split). Launched grouped (a
 //! block of several splits' warps, grid z = 1) it merges the splits in shared memory; launched
-//! as thread-block clusters of its splits (cluster dimensions (1, 1, splits), sm_90), over
-//! distributed shared memory — flash_tc_merge's arithmetic either way, so again the same bits.
+//! as thread-block clusters of its splits (cluster dimensions (1, 1, splits), sm_90), the
+//! blocks push their split states into rank 0's inbox over distributed shared memory
+//! ([`flash_tc_dec_inbox_bytes`] per split) — flash_tc_merge's arithmetic either way, so again
+//! the same bits.
 
 /// Head dimensions the kernel is instantiated for.
 pub const FLASH_TC_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
@@ -83,6 +85,13 @@ pub const FLASH_TC_DEC_GROUPS: usize = 3;
 /// function's limit (to this times the splits of a grouped block).
 pub fn flash_tc_dec_smem_bytes(hd: usize) -> usize {
     4 * 2 * FLASH_TC_TILE * (hd + 8) * 2 + 3 * 4 * 16 * 4
+}
+
+/// Shared memory (bytes) of one slot of the inbox that rank 0 of a cluster launch of
+/// `flash_tc_dec_bf16_hd*` holds past its split's region (the kernel's ft_inbox_floats): a
+/// split state of 16 pair-rows, O and (M, L). A cluster launch of `s` splits adds `s` slots.
+pub fn flash_tc_dec_inbox_bytes(hd: usize) -> usize {
+    (16 * hd + 32) * 4
 }
 
 /// Who finishes the rows of a flash launch that reach past one split (kernels.rs `flash`).
@@ -164,6 +173,8 @@ mod tests {
         assert!(flash_tc_dec_smem_bytes(128) <= 227 * 1024);
         // SmolLM2's three splits fit one grouped block on an H100 (227 KiB per block).
         assert!(FLASH_TC_DEC_GROUPS * flash_tc_dec_smem_bytes(64) <= 227 * 1024);
+        // A cluster's inbox: 16 pair-rows of O and (M, L) per split.
+        assert_eq!(flash_tc_dec_inbox_bytes(64), (16 * 64 + 32) * 4);
         for g in 1..=128 {
             for hd in FLASH_TC_HEAD_DIMS {
                 let qt = flash_tc_qt(g, hd);

@@ -130,10 +130,13 @@ const DEC8_BATCH: usize = 8;
 
 /// Decode launches of the decode flash form with at most this many splits (and at most
 /// `FUSED_MERGE_MAX_ROWS` rows) merge inside a cluster of their splits instead of the
-/// fence/atomic merge (H100, SmolLM2 invariant, ms per step cluster / atomic: batch 1 ctx 300
-/// 0.580–0.584 / 0.599–0.648, ctx 600 0.572–0.575 / 0.589–0.596 — 2 and 3 splits; 4 splits
-/// (ctx 800) 0.647–0.658 / 0.601–0.608, 6 (ctx 1300) 0.678 / 0.627–0.633; batch 8 ctx 300 and
-/// 600 0.833–0.848 / 0.784–0.814 against the merge kernel).
+/// fence/atomic merge (H100, SmolLM2 invariant, ms per step cluster / atomic, when rank 0
+/// pulled its peers' states: batch 1 ctx 300 0.580–0.584 / 0.599–0.648, ctx 600 0.572–0.575 /
+/// 0.589–0.596 — 2 and 3 splits; 4 splits (ctx 800) 0.647–0.658 / 0.601–0.608, 6 (ctx 1300)
+/// 0.678 / 0.627–0.633; batch 8 ctx 300 and 600 0.833–0.848 / 0.784–0.814 against the merge
+/// kernel). The peers now push their states and leave (batch 1 ctx 512 0.544 → 0.524, ctx
+/// 700 0.561 → 0.540, batch 4 ctx 512 0.609 → 0.588); clusters of up to 8 still lose from 4
+/// splits on: ctx 800 0.581–0.583 / 0.566–0.567 with 3, ctx 2000 0.612 / 0.574.
 const FLASH_CLUSTER_MAX: usize = 3;
 
 /// Decode launches of the decode flash form with 2 … this many splits (and at most
@@ -347,7 +350,7 @@ impl Kernels {
         let mut flash_dec = None;
         let mut group_max = 0;
         // Clusters need sm_90 (the same devices as PDL).
-        let cluster_max = if pdl {
+        let mut cluster_max = if pdl {
             tuned("TRACECHECK_FLASH_CLUSTER_MAX", FLASH_CLUSTER_MAX).min(16)
         } else {
             0
@@ -361,9 +364,13 @@ impl Kernels {
                 group_max = tuned("TRACECHECK_FLASH_GROUP_MAX", FLASH_GROUP_MAX)
                     .min(flash_tc::FLASH_TC_DEC_GROUPS)
                     .min(smem_optin / dec_smem);
+                // A cluster launch's rank 0 holds an inbox slot per split past its region.
+                let inbox = flash_tc::flash_tc_dec_inbox_bytes(hd);
+                cluster_max = cluster_max.min((smem_optin - dec_smem) / inbox);
+                let most = (group_max.max(1) * dec_smem).max(dec_smem + cluster_max * inbox);
                 fd.set_attribute(
                     FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    (group_max.max(1) * dec_smem) as i32,
+                    most as i32,
                 )
                 .map_err(|e| dev("decode flash shared memory limit", e))?;
                 if cluster_max > 8 {
@@ -789,8 +796,13 @@ impl Kernels {
         let fused_merge = merge == SplitMerge::LastBlock;
         let (smem, threads) = if dec.is_some() {
             let per_block = if grouped { n_splits } else { 1 };
+            let inbox = if merge == SplitMerge::Cluster {
+                n_splits * flash_tc::flash_tc_dec_inbox_bytes(hd)
+            } else {
+                0
+            };
             (
-                (per_block * flash_tc::flash_tc_dec_smem_bytes(hd)) as u32,
+                (per_block * flash_tc::flash_tc_dec_smem_bytes(hd) + inbox) as u32,
                 per_block as u32 * flash_tc::FLASH_TC_DEC_THREADS,
             )
         } else if self.flash_tc {

@@ -454,7 +454,7 @@ __device__ __forceinline__ void ft_tile(unsigned stage, const unsigned (&qa)[HD 
 // flash kernel itself in decode launches (merge_cnt): part_o / part_ml are read with plain
 // loads there, as other blocks of the same launch wrote them. ft_merge_fold is its arithmetic
 // over any source of the split states (`ml(s)` → (m_s, l_s), `o(s)` → o_s[0 … hd)): global
-// memory here, a cluster's shared memory in ft_cluster_merge.
+// memory here, shared memory in a grouped block or a cluster's inbox.
 template <class Ml, class Po>
 __device__ __forceinline__ void ft_merge_fold(int ns, int hd, const Ml& ml, const Po& po,
                                               int lane, float& L, float (&O)[4]) {
@@ -594,13 +594,16 @@ __device__ __forceinline__ void ft_fused_merge(int* __restrict__ merge_cnt, int 
 // ---- thread-block clusters (sm_90): the split merge of a decode launch over DSMEM ----------
 //
 // flash_tc_dec launched with cluster dimensions (1, 1, gridDim.z) — one cluster per (query
-// tile, KV head), its blocks the splits, rank = split — merges without global memory: every
-// block leaves its split state (O + 0 and (M, L) per pair-row) in its own shared memory, the
-// cluster barrier (release / acquire) makes them visible, rank 0 folds them with
-// ft_merge_fold (flash_tc_merge's arithmetic, so the same bits) reading its peers' shared
-// memory, and a second barrier keeps every block (and so its shared memory) alive until then.
-// No partials in global memory, no fence, no atomic, no merge kernel. Blocks of splits past
-// the row still take part in both barriers (a block must not leave while a peer waits).
+// tile, KV head), its blocks the splits, rank = split — merges without global memory, by push:
+//   phase 0: every block arrives (relaxed) as it starts, and waits before its first remote
+//            store — so no block writes into a peer that has not started;
+//   each block stores its split state (O + 0 and (M, L) per pair-row) into slot `rank` of
+//   rank 0's inbox (shared memory past the split's tiles, ft_inbox_floats per slot), then
+//   arrives on phase 1 (release) — and every block but rank 0 leaves;
+//   rank 0 waits on phase 1 (acquire) and folds the slots from its own shared memory with
+//   ft_merge_fold (flash_tc_merge's arithmetic, so the same bits).
+// No partials in global memory, no fence, no atomic, no merge kernel; one barrier that only
+// rank 0 waits on. Blocks of splits past the row still arrive on both phases.
 __device__ __forceinline__ unsigned ft_cluster_size() {
     unsigned n = 1;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -608,44 +611,33 @@ __device__ __forceinline__ unsigned ft_cluster_size() {
 #endif
     return n;
 }
-__device__ __forceinline__ void ft_cluster_sync() {
+__device__ __forceinline__ void ft_cluster_arrive_relaxed() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile(
-        "barrier.cluster.arrive.release.aligned;\n"
-        "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void ft_cluster_arrive_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void ft_cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 #endif
 }
 // The address of `p` (this block's shared memory) in the shared memory of cluster block `rank`.
-__device__ __forceinline__ const float* ft_cluster_peer(const float* p, unsigned rank) {
+__device__ __forceinline__ float* ft_cluster_peer(float* p, unsigned rank) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     unsigned long long q;
     asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(q) : "l"(p), "r"(rank));
-    return reinterpret_cast<const float*>(q);
+    return reinterpret_cast<float*>(q);
 #else
     return p;
 #endif
 }
-
-// The cluster's merge: `cl` is this block's copy of the split state — O at cl[pr · hd + e],
-// (M, L) at cl[16 · hd + 2 · pr] — written by every block; rank 0 folds pair-rows pr = warp,
-// warp + nwarps, … (query head kvh · group + pr) over splits 0 … pos / 256.
-__device__ __forceinline__ void ft_cluster_merge(const float* cl, int row, int pos, int group,
-                                                 int kvh, int d, int hd, int r,
-                                                 float* __restrict__ out) {
-    ft_cluster_sync();
-    if (blockIdx.z == 0) {
-        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-        for (int pr = warp; pr < group; pr += blockDim.x >> 5) {
-            float L, O[4];
-            ft_merge_fold(
-                pos / FT_SPLIT + 1, hd,
-                [&](int s) { return ft_cluster_peer(cl + 16 * hd + 2 * pr, s); },
-                [&](int s) { return ft_cluster_peer(cl + pr * hd, s); }, lane, L, O);
-            ft_merge_store(out + (size_t)row * d + (kvh * group + pr) * hd, hd, r, L, O, lane);
-        }
-    }
-    ft_cluster_sync();
-}
+// Floats of one inbox slot: O [16 pair-rows][hd], then (M, L) per pair-row.
+__host__ __device__ constexpr int ft_inbox_floats(int hd) { return 16 * hd + 32; }
 
 template <int HD>
 __device__ __forceinline__ void flash_tc_body(
@@ -784,7 +776,9 @@ __device__ __forceinline__ void flash_tc_body(
 //     the launch (grid z = 1), a group of FT_DEC_WARPS warps each; the groups leave their
 //     split states in shared memory and the block folds them after one barrier — no global
 //     partials, no atomic, no cluster barrier, no merge kernel;
-//   - clusters of the splits (cluster dimensions (1, 1, gridDim.z)): ft_cluster_merge;
+//   - clusters of the splits (cluster dimensions (1, 1, gridDim.z)): each block pushes its
+//     state into rank 0's inbox (dynamic shared memory past the split's region, one
+//     ft_inbox_floats slot per split; see the cluster section above);
 //   - otherwise the fence/atomic merge (merge_cnt) or the merge kernel.
 // Shared memory of a group: its four K/V stages; P_w (32 lanes × 16 words) goes into the end
 // of tile w's K rows once every warp's scores are done; then three values per tile and row.
@@ -828,8 +822,9 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const int kvh = blockIdx.y, split = blockIdx.z * ngrp + grp;
     const int slot = row_slot[r0], pos = row_pos[r0];
     const int k_begin = split * FT_SPLIT;
-    // Launched as clusters of the splits (see ft_cluster_merge), rows past one split merge there.
+    // Launched as clusters of the splits, rows past one split merge there (phase 0 starts now).
     const bool clus = pos >= FT_SPLIT && ft_cluster_size() > 1;
+    if (clus) ft_cluster_arrive_relaxed();
     // A grouped block holds every split of the row (the host launches grid z = 1) and merges
     // them itself.
     if (grouped && gridDim.z != 1) __trap();
@@ -839,8 +834,8 @@ __device__ __forceinline__ void flash_tc_dec_body(
     const bool reach = k_begin <= pos;
     if (!reach && !grouped) {
         if (clus) {
-            ft_cluster_sync();
-            ft_cluster_sync();
+            ft_cluster_wait();
+            ft_cluster_arrive_release();
         }
         return;
     }
@@ -962,13 +957,19 @@ __device__ __forceinline__ void flash_tc_dec_body(
         }
     }
 
-    // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state,
-    // into part_o / part_ml or, merging in the block or the cluster, the group's shared memory
-    // (the start of stage 0's K rows: O at cl[pr · HD + e], (M, L) at cl[16 · HD + 2 · pr]).
-    // Where that reaches the P of tile 0 (HD 16), every warp must be done reading it first.
+    // Results, as flash_tc_body writes them: one split → out = O / L; else the split's state
+    // (O at cl[pr · HD + e], (M, L) at cl[16 · HD + 2 · pr]) into part_o / part_ml, or,
+    // merging in the block, the group's shared memory (the start of stage 0's K rows: where
+    // that reaches the P of tile 0, HD 16, every warp must be done reading it first), or, in a
+    // cluster, slot `split` of rank 0's inbox (once every block of the cluster has started).
+    float* inbox = reinterpret_cast<float*>(ft_smem + GROUP_BYTES);
     float* cl = reinterpret_cast<float*>(gsm);
+    if (clus) {
+        ft_cluster_wait();
+        cl = ft_cluster_peer(inbox + split * ft_inbox_floats(HD), 0);
+    }
     const bool local = clus || in_block;
-    if (local && (16 * HD + 32) * 4 > Ly::TILE * 2 - FT_P_BYTES) __syncthreads();
+    if (in_block && ft_inbox_floats(HD) * 4 > Ly::TILE * 2 - FT_P_BYTES) __syncthreads();
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int pr = half ? prB : prA;
@@ -1022,7 +1023,18 @@ __device__ __forceinline__ void flash_tc_dec_body(
             ft_merge_store(out + (size_t)r0 * d + (kvh * group + pr) * HD, HD, r, L, O, lane);
         }
     } else if (clus) {
-        ft_cluster_merge(cl, r0, pos, group, kvh, d, HD, r, out);
+        // Phase 1: the states are in rank 0's inbox; the other blocks leave.
+        ft_cluster_arrive_release();
+        if (split != 0) return;
+        ft_cluster_wait();
+        for (int pr = warp; pr < group; pr += FT_DEC_WARPS) {
+            float L, O[4];
+            ft_merge_fold(
+                pos / FT_SPLIT + 1, HD,
+                [&](int sp) { return inbox + sp * ft_inbox_floats(HD) + 16 * HD + 2 * pr; },
+                [&](int sp) { return inbox + sp * ft_inbox_floats(HD) + pr * HD; }, lane, L, O);
+            ft_merge_store(out + (size_t)r0 * d + (kvh * group + pr) * HD, HD, r, L, O, lane);
+        }
     } else if (!grouped) {
         ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
                        max_splits, out);
