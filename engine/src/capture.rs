@@ -122,6 +122,21 @@ pub struct Captured {
     pub reference_prefill_s: f64,
 }
 
+/// Decode step j's input tokens: generated[j−1] of every sequence.
+fn step_tokens(generated: &[Vec<u32>], j: usize) -> Vec<[u32; 1]> {
+    generated.iter().map(|g| [g[j - 1]]).collect()
+}
+
+/// Decode step j of every sequence b (KV slot b): `toks[b]` at position P_b + j − 1.
+fn decode_step<'a>(prompts: &[Vec<u32>], toks: &'a [[u32; 1]], j: usize) -> Vec<SeqChunk<'a>> {
+    prompts
+        .iter()
+        .zip(toks)
+        .enumerate()
+        .map(|(b, (p, t))| SeqChunk::step(b, p.len() + j - 1, t))
+        .collect()
+}
+
 /// Runs the three passes on a loaded, reserved backend. `prompts[b]` is sequence b's prompt
 /// (its KV slot is b); `events(phase, "start"|"end")` brackets each pass.
 pub fn run_passes(
@@ -161,10 +176,8 @@ pub fn run_passes(
     events("decode", "start");
     let t = Instant::now();
     for j in 1..span {
-        let toks: Vec<[u32; 1]> = generated.iter().map(|g| [g[j - 1]]).collect();
-        let seqs: Vec<SeqChunk> = (0..batch)
-            .map(|b| SeqChunk::step(b, prompts[b].len() + j - 1, &toks[b]))
-            .collect();
+        let toks = step_tokens(&generated, j);
+        let seqs = decode_step(prompts, &toks, j);
         logits.clear();
         be.forward(&seqs, &mut logits)?;
         for b in 0..batch {
@@ -174,10 +187,8 @@ pub fn run_passes(
         }
     }
     if gen > span {
-        let toks: Vec<[u32; 1]> = generated.iter().map(|g| [g[span - 1]]).collect();
-        let seqs: Vec<SeqChunk> = (0..batch)
-            .map(|b| SeqChunk::step(b, prompts[b].len() + span - 1, &toks[b]))
-            .collect();
+        let toks = step_tokens(&generated, span);
+        let seqs = decode_step(prompts, &toks, span);
         let mut next = Vec::with_capacity(batch * (gen - span));
         be.decode_greedy(&seqs, gen - span, &mut next)?;
         if next.len() != batch * (gen - span) {

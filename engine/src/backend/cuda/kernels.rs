@@ -212,8 +212,8 @@ pub(crate) struct Kernels {
     /// `flash_dec` with 2 … `group_max` splits and at most `group_rows` rows runs them in one
     /// block (`FLASH_GROUP_MAX`, `FLASH_GROUP_MAX_ROWS`; `TRACECHECK_FLASH_GROUP_MAX`, 0 or 1:
     /// off, `TRACECHECK_FLASH_GROUP_ROWS`); else with 2 … `cluster_max` splits and at most
-    /// `self_rows` rows in clusters of its splits over distributed shared memory
-    /// (attention_flash_tc.cu's ft_cluster_merge; `TRACECHECK_FLASH_CLUSTER_MAX`, 0 or 1:
+    /// `self_rows` rows in clusters of its splits over distributed shared memory (the peers
+    /// push into rank 0's inbox, attention_flash_tc.cu; `TRACECHECK_FLASH_CLUSTER_MAX`, 0 or 1:
     /// off; above 8 the non-portable sizes, up to 16); else launches of at most `self_rows`
     /// rows in their last block (`FUSED_MERGE_MAX_ROWS`, `TRACECHECK_FUSED_MERGE_ROWS`; 0:
     /// always the merge kernel). The variables are for A/B timing.

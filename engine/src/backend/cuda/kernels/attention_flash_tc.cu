@@ -505,6 +505,23 @@ __device__ __forceinline__ void ft_merge_store(float* __restrict__ out_rh, int h
     }
 }
 
+// The query heads of one (row, KV head) merged from split states in shared memory, one record
+// per split at state(s) (O at [pr · hd + e], (M, L) at [16 · hd + 2 · pr]): warps w0, w0 + nw,
+// … take a head each. A grouped block's and a cluster's rank 0's merge.
+template <class St>
+__device__ __forceinline__ void ft_merge_states(const St& state, int row, int pos, int group,
+                                                int kvh, int d, int hd, int r,
+                                                float* __restrict__ out, int w0, int nw,
+                                                int lane) {
+    for (int pr = w0; pr < group; pr += nw) {
+        float L, O[4];
+        ft_merge_fold(
+            pos / FT_SPLIT + 1, hd, [&](int s) { return state(s) + 16 * hd + 2 * pr; },
+            [&](int s) { return state(s) + pr * hd; }, lane, L, O);
+        ft_merge_store(out + (size_t)row * d + (kvh * group + pr) * hd, hd, r, L, O, lane);
+    }
+}
+
 __device__ __forceinline__ void ft_merge_one(int row, int h, int pos, int d, int hd, int nh,
                                              int r, const float* part_o, const float* part_ml,
                                              int max_splits, float* __restrict__ out,
@@ -1007,34 +1024,16 @@ __device__ __forceinline__ void flash_tc_dec_body(
         // Every group's state is in shared memory after the barrier; the block's first warps
         // fold the splits 0 … pos / 256 of a query head each.
         __syncthreads();
-        const int bw = tid >> 5;
-        for (int pr = bw; pr < group; pr += blockDim.x >> 5) {
-            float L, O[4];
-            ft_merge_fold(
-                pos / FT_SPLIT + 1, HD,
-                [&](int sp) {
-                    return reinterpret_cast<const float*>(ft_smem + sp * GROUP_BYTES) + 16 * HD +
-                           2 * pr;
-                },
-                [&](int sp) {
-                    return reinterpret_cast<const float*>(ft_smem + sp * GROUP_BYTES) + pr * HD;
-                },
-                lane, L, O);
-            ft_merge_store(out + (size_t)r0 * d + (kvh * group + pr) * HD, HD, r, L, O, lane);
-        }
+        ft_merge_states(
+            [&](int sp) { return reinterpret_cast<const float*>(ft_smem + sp * GROUP_BYTES); },
+            r0, pos, group, kvh, d, HD, r, out, tid >> 5, blockDim.x >> 5, lane);
     } else if (clus) {
         // Phase 1: the states are in rank 0's inbox; the other blocks leave.
         ft_cluster_arrive_release();
         if (split != 0) return;
         ft_cluster_wait();
-        for (int pr = warp; pr < group; pr += FT_DEC_WARPS) {
-            float L, O[4];
-            ft_merge_fold(
-                pos / FT_SPLIT + 1, HD,
-                [&](int sp) { return inbox + sp * ft_inbox_floats(HD) + 16 * HD + 2 * pr; },
-                [&](int sp) { return inbox + sp * ft_inbox_floats(HD) + pr * HD; }, lane, L, O);
-            ft_merge_store(out + (size_t)r0 * d + (kvh * group + pr) * HD, HD, r, L, O, lane);
-        }
+        ft_merge_states([&](int sp) { return inbox + sp * ft_inbox_floats(HD); }, r0, pos,
+                        group, kvh, d, HD, r, out, warp, FT_DEC_WARPS, lane);
     } else if (!grouped) {
         ft_fused_merge(merge_cnt, pos, pos, r0, qg, group, kvh, d, HD, nh, r, part_o, part_ml,
                        max_splits, out);
